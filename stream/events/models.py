@@ -1,0 +1,293 @@
+"""Wire contracts: pydantic v2 models for every event liftstream reads or writes.
+
+Inputs are validated strictly at the edge (stream/events/gate.py); inside the engine plain frozen
+dataclasses and aggregates are used instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_FUTURE = timedelta(days=1)
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+ShortText = Annotated[str, Field(max_length=256)]
+LongText = Annotated[str, Field(max_length=4096)]
+Money = Annotated[float, Field(ge=0.0, le=1e7, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Real = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _not_far_future(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (UTC)")
+    if ts - datetime.now(UTC) > MAX_FUTURE:
+        raise ValueError("timestamp is more than a day in the future")
+    return ts.astimezone(UTC)
+
+
+def _utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (UTC)")
+    return ts.astimezone(UTC)
+
+
+EventTime = Annotated[datetime, AfterValidator(_not_far_future)]
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+class ClickKind(StrEnum):
+    view = "view"
+    click = "click"
+    add_to_cart = "add_to_cart"
+    purchase = "purchase"
+    visit = "visit"
+
+
+class PromotionAction(StrEnum):
+    start = "start"
+    update = "update"
+    stop = "stop"
+
+
+class DiscountType(StrEnum):
+    percent = "percent"
+    amount_off = "amount_off"
+    bogo = "bogo"
+    free_shipping = "free_shipping"
+    bundle = "bundle"
+
+
+class Arm(StrEnum):
+    treatment = "treatment"
+    holdout = "holdout"
+
+
+class Channel(StrEnum):
+    web = "web"
+    mobile = "mobile"
+    phone = "phone"
+    multichannel = "multichannel"
+
+
+class Region(StrEnum):
+    urban = "urban"
+    suburban = "suburban"
+    rural = "rural"
+
+
+class Outcome(StrEnum):
+    visit = "visit"
+    conversion = "conversion"
+    revenue = "revenue"
+
+
+class CampaignStatus(StrEnum):
+    on_track = "on_track"
+    underperforming = "underperforming"
+    insufficient_data = "insufficient_data"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, str_strip_whitespace=False)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class ClickEvent(_Wire):
+    event_id: Id
+    user_id: Id
+    session_id: Id
+    ts: EventTime
+    kind: ClickKind
+    item_id: Id | None = None
+    category: Annotated[str, Field(max_length=64)] | None = None
+    price: Money = 0.0
+    quantity: Annotated[int, Field(ge=0, le=1000)] = 1
+    promotion_id: Id | None = None
+
+
+class PromotionGoal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    outcome: Outcome = Outcome.conversion
+    target_uplift: Annotated[float, Field(ge=-1.0, le=1e6, allow_inf_nan=False)] = 0.0
+    target_incremental_revenue: Annotated[float, Field(ge=0.0, le=1e9, allow_inf_nan=False)] = 0.0
+
+
+class PromotionEvent(_Wire):
+    promotion_id: Id
+    campaign_id: Id
+    action: PromotionAction
+    ts: EventTime
+    version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    title: ShortText = ""
+    description: LongText = ""
+    discount_type: DiscountType = DiscountType.percent
+    discount_value: Annotated[float, Field(ge=0.0, le=1e5, allow_inf_nan=False)] = 0.0
+    categories: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)] = []
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    goal: PromotionGoal = PromotionGoal()
+    holdout_fraction: Fraction = 0.1
+
+
+class ExposureEvent(_Wire):
+    event_id: Id
+    user_id: Id
+    promotion_id: Id
+    campaign_id: Id
+    ts: EventTime
+    arm: Arm
+
+
+class UserProfileEvent(_Wire):
+    user_id: Id
+    ts: EventTime
+    tenure_days: Annotated[int, Field(ge=0, le=36500)] = 0
+    lifetime_spend: Money = 0.0
+    orders: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    recency_days: Annotated[int, Field(ge=0, le=36500)] = 0
+    channel: Channel = Channel.web
+    region: Region = Region.urban
+    segment: Annotated[str, Field(max_length=64)] = ""
+    interests: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=32)] = []
+    is_new: bool = False
+
+
+class OutcomeScores(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p_treated: Real
+    p_control: Real
+    uplift: Real
+
+
+class EffectPrediction(_Wire):
+    event_id: Id
+    user_id: Id
+    promotion_id: Id
+    campaign_id: Id
+    arm: Arm
+    model_version: Annotated[int, Field(ge=0)]
+    visit: OutcomeScores
+    conversion: OutcomeScores
+    revenue: OutcomeScores
+    expected_incremental_revenue: Real
+    event_ts: Timestamp
+    scored_at: Timestamp
+    latency_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
+class RankedPromotion(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    promotion_id: Id
+    campaign_id: Id
+    expected_incremental_revenue: Real
+    uplift_conversion: Real
+
+
+class PromotionRanking(_Wire):
+    user_id: Id
+    session_id: Id
+    model_version: Annotated[int, Field(ge=0)]
+    ranked: list[RankedPromotion]
+    scored_at: Timestamp
+
+
+class Interval(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    low: Real
+    high: Real
+
+
+class CampaignEffect(_Wire):
+    campaign_id: Id
+    promotion_id: Id
+    window_start: Timestamp
+    window_end: Timestamp
+    exposures_treatment: Annotated[int, Field(ge=0)]
+    exposures_holdout: Annotated[int, Field(ge=0)]
+    predicted_uplift: dict[Outcome, Real]
+    realised_rate_treatment: dict[Outcome, Real]
+    realised_rate_holdout: dict[Outcome, Real]
+    realised_uplift: dict[Outcome, Real]
+    realised_uplift_ci: dict[Outcome, Interval]
+    goal: PromotionGoal
+    status: CampaignStatus
+    model_version: Annotated[int, Field(ge=0)]
+    emitted_at: Timestamp
+
+
+class FeatureDrift(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(max_length=128)]
+    psi: Real
+    ks: Real | None = None
+    drifted: bool
+
+
+class DriftReport(_Wire):
+    scope: Annotated[str, Field(max_length=64)]
+    arm: Arm | None = None
+    window_events: Annotated[int, Field(ge=0)]
+    features: list[FeatureDrift]
+    max_psi: Real
+    drifted: bool
+    model_version: Annotated[int, Field(ge=0)]
+    emitted_at: Timestamp
+
+
+class AlertKind(StrEnum):
+    underperforming = "underperforming"
+    drift = "drift"
+    triton_unavailable = "triton_unavailable"
+
+
+class Alert(_Wire):
+    alert_id: Id
+    kind: AlertKind
+    severity: Literal["info", "warning", "critical"]
+    campaign_id: Id | None = None
+    promotion_id: Id | None = None
+    message: LongText
+    value: Real | None = None
+    threshold: Real | None = None
+    raised_at: Timestamp
+
+
+class DeadLetter(_Wire):
+    reason: Annotated[str, Field(max_length=64)]
+    error: LongText
+    source_topic: Annotated[str, Field(max_length=249)]
+    partition: Annotated[int, Field(ge=-1)]
+    offset: Annotated[int, Field(ge=-1)]
+    key_b64: str | None = None
+    payload_b64: str
+    received_at: Timestamp
+
+
+INPUT_EVENTS: dict[str, type[_Wire]] = {
+    "clicks": ClickEvent,
+    "promotions": PromotionEvent,
+    "exposures": ExposureEvent,
+    "profiles": UserProfileEvent,
+}
+
+OUTPUT_EVENTS: dict[str, type[_Wire]] = {
+    "predictions": EffectPrediction,
+    "campaign-effects": CampaignEffect,
+    "promotion-rankings": PromotionRanking,
+    "drift": DriftReport,
+    "alerts": Alert,
+    "dead-letter": DeadLetter,
+}
