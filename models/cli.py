@@ -1,7 +1,84 @@
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from stream.errors import ConfigError
+from stream.scoring.signature import OUTCOMES
+
+History = Annotated[Path, typer.Option("--history", envvar="LIFTSTREAM_HISTORY", help="history directory")]
 
 
 def register(app: typer.Typer) -> None:
     """Adds this package's subcommands to the `liftstream` CLI."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+
+
+def _history(path: Path) -> Path:
+    if not (path / "exposures.jsonl").is_file():
+        raise ConfigError(f"{path} is not a history directory (no exposures.jsonl)")
+    return path
+
+
+def train(
+    history: History,
+    out: Annotated[Path, typer.Option("--out", envvar="LIFTSTREAM_MODEL_DIR", help="MODEL_DIR to write")],
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="most epochs (early stopping may end sooner)")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", envvar="LIFTSTREAM_SEED", help="seeds split, weights")] = 0,
+    device: Annotated[
+        str, typer.Option("--device", envvar="LIFTSTREAM_DEVICE", help="auto (GPU if present), cpu or cuda")
+    ] = "auto",
+    select_outcome: Annotated[
+        str, typer.Option("--select-outcome", help="outcome whose validation Qini picks the epoch")
+    ] = "visit",
+) -> None:
+    """Fine-tunes the promotion encoder and trains the uplift scorer on a history; writes MODEL_DIR."""
+    from dataclasses import replace
+
+    from models.dataset import build_dataset
+    from models.train import TrainConfig
+    from models.train import train as run_train
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
+    config = replace(TrainConfig(), select_outcome=select_outcome)
+    result = run_train(build_dataset(_history(history)), out, epochs=epochs, seed=seed, device=device,
+                       config=config)
+    typer.echo(
+        f"wrote {result.model_dir}: best epoch {result.best_epoch} of {result.epochs_run}, "
+        f"validation Qini ({select_outcome}) {result.val_score:.5f}, {result.seconds:.0f}s"
+    )
+
+
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", envvar="LIFTSTREAM_MODEL_DIR", help="trained MODEL_DIR")],
+    history: History,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="for metrics.json and report.html (default MODEL_DIR/eval)")
+    ] = None,
+    promotion: Annotated[str | None, typer.Option("--promotion", help="evaluate one promotion only")] = None,
+    outcome: Annotated[
+        list[str] | None, typer.Option("--outcome", help="outcome to report, repeatable (default all)")
+    ] = None,
+) -> None:
+    """Scores held-out users with the model and with gradient-boosting T/S-learners fitted in the same run."""
+    from models.evaluate import evaluate as run_evaluate
+    from models.report import COLUMNS, console_rows, write_report
+
+    ev = run_evaluate(model, _history(history), promotion=promotion, outcomes=tuple(outcome or OUTCOMES))
+    metrics_path, report_path = write_report(ev, out or model / "eval")
+    test = ev.metrics["test"]
+    table = Table(title=f"held-out users: {test['users']} ({test['rows']} exposures)")
+    for column in ("outcome", "model", *COLUMNS):
+        table.add_column(column, justify="left" if column in ("outcome", "model") else "right")
+    for row in console_rows(ev):
+        table.add_row(*row)
+    Console(width=200).print(table)
+    typer.echo(f"wrote {metrics_path} and {report_path}")

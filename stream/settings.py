@@ -56,6 +56,7 @@ class Drift(BaseModel):
     window_events: int = Field(5000, ge=100, le=10_000_000)
     psi_threshold: float = Field(0.25, gt=0)
     report_interval_s: float = Field(30.0, gt=0)
+    min_events: int = Field(200, ge=1, description="fewest live rows a scope (overall, an arm) needs")
 
 
 class Kafka(BaseModel):
@@ -97,6 +98,7 @@ class Settings(BaseSettings):
     drift: Drift = Drift()
     local: Local = Local()
     metrics_port: int = Field(9464, ge=0, le=65535, description="worker /metrics port (0 disables)")
+    alert_cooldown_s: float = Field(900.0, gt=0, description="an unchanged alert is raised again after this")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: str = "INFO"
 

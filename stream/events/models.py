@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FUTURE = timedelta(days=1)
 
@@ -24,18 +25,21 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Real = Annotated[float, Field(allow_inf_nan=False)]
 
 
-def _not_far_future(ts: datetime) -> datetime:
-    if ts.tzinfo is None:
-        raise ValueError("timestamp must carry a timezone (UTC)")
-    if ts - datetime.now(UTC) > MAX_FUTURE:
-        raise ValueError("timestamp is more than a day in the future")
-    return ts.astimezone(UTC)
-
-
 def _utc(ts: datetime) -> datetime:
+    # Custom error types let the decoding gate classify these failures without parsing messages.
     if ts.tzinfo is None:
-        raise ValueError("timestamp must carry a timezone (UTC)")
-    return ts.astimezone(UTC)
+        raise PydanticCustomError("timezone_aware", "timestamp must carry a timezone (UTC)")
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("datetime_out_of_range", "timestamp is out of range") from None
+
+
+def _not_far_future(ts: datetime) -> datetime:
+    ts = _utc(ts)
+    if ts - datetime.now(UTC) > MAX_FUTURE:
+        raise PydanticCustomError("future_timestamp", "timestamp is more than a day in the future")
+    return ts
 
 
 EventTime = Annotated[datetime, AfterValidator(_not_far_future)]

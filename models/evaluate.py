@@ -1,0 +1,128 @@
+"""Held-out evaluation of a trained model against gradient-boosting baselines fitted in the same run.
+
+The history is rebuilt into a Dataset and split by user with the model's own seed and fractions, so the
+test users are exactly the ones training never saw (neither for weights nor for early stopping). The
+baselines are fitted on the model's training users, with its validation users for early stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.baselines import BASELINES, Predictions
+from models.dataset import Dataset, build_dataset
+from models.metrics import outcome_metrics
+from models.modeldir import json_safe
+from models.nets import N_BINARY, load_model, load_tokenizer, predict, tokens_for
+from models.train import split_three_ways
+from stream.errors import ConfigError
+from stream.scoring.signature import OUTCOMES
+
+log = logging.getLogger(__name__)
+
+NEURAL = "neural"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    test: Dataset  # held-out rows evaluated (restricted to one promotion when asked)
+    predictions: dict[str, Predictions]  # model name -> predictions on `test`
+    outcomes: tuple[str, ...]
+    metrics: dict[str, Any]  # what metrics.json holds
+
+
+def score_metrics(
+    test: Dataset, predictions: dict[str, Predictions], outcomes: tuple[str, ...]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """outcome -> model -> metric -> value."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in outcomes:
+        o = OUTCOMES.index(name)
+        truth = None if test.tau is None else test.tau[:, o]
+        out[name] = {
+            model: outcome_metrics(
+                p.p_treated[:, o], p.p_control[:, o], test.labels[:, o].astype(np.float64), test.arm,
+                binary=o < N_BINARY, true_tau=truth,
+            )
+            for model, p in predictions.items()
+        }
+    return out
+
+
+def _verdicts(metrics: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """Per outcome: does the neural model beat every baseline, and how close is it to the oracle."""
+    out = {}
+    for outcome, by_model in metrics.items():
+        neural = by_model[NEURAL]
+        others = [m for name, m in by_model.items() if name != NEURAL]
+        verdict: dict[str, Any] = {
+            "uplift_at_30_beats_baselines": all(neural["uplift_at_30"] > m["uplift_at_30"] for m in others),
+            "qini_beats_baselines": all(neural["qini"] > m["qini"] for m in others),
+            "qini_positive": neural["qini"] > 0,
+        }
+        if "oracle_qini" in neural:
+            verdict["qini_to_oracle"] = {name: m["qini"] / m["oracle_qini"] for name, m in by_model.items()}
+            verdict["pehe"] = {name: m["pehe"] for name, m in by_model.items()}
+        out[outcome] = verdict
+    return out
+
+
+def evaluate(
+    model_dir: Path | str,
+    history_dir: Path | str,
+    *,
+    promotion: str | None = None,
+    outcomes: tuple[str, ...] = OUTCOMES,
+) -> Evaluation:
+    """Rebuild the history's Dataset and evaluate the model on its held-out users."""
+    dataset = build_dataset(history_dir)
+    return evaluate_dataset(model_dir, dataset, history=str(history_dir), promotion=promotion,
+                            outcomes=outcomes)
+
+
+def evaluate_dataset(
+    model_dir: Path | str,
+    dataset: Dataset,
+    *,
+    history: str = "",
+    promotion: str | None = None,
+    outcomes: tuple[str, ...] = OUTCOMES,
+) -> Evaluation:
+    unknown = [o for o in outcomes if o not in OUTCOMES]
+    if unknown:
+        raise ConfigError(f"unknown outcome {unknown[0]!r}; choose from {', '.join(OUTCOMES)}")
+    encoder, scorer, meta = load_model(model_dir)
+    hyper, seed = meta["hyper_parameters"], int(meta["seed"])
+    splits = split_three_ways(dataset, seed, hyper["val_fraction"], hyper["test_fraction"])
+    if len(splits.train) != meta["data"]["train"]["rows"]:
+        log.warning("%s is not the history the model was trained on: test users may overlap its training",
+                    history or "the dataset")
+    test = splits.test
+    if promotion is not None:
+        test = test.subset(test.promotion_ids == promotion)
+    if len(test) == 0 or len(np.unique(test.arm)) < 2:
+        where = f" for promotion {promotion}" if promotion else ""
+        raise ConfigError(f"no held-out rows with both arms{where}")
+    tokens = tokens_for(load_tokenizer(), dataset.promo_texts)
+    p_t, p_c = predict(encoder, scorer, tokens, test.user_features, test.promo_attrs, test.promotion_ids)
+    predictions = {NEURAL: Predictions(p_t, p_c)}
+    for name, fit in BASELINES.items():
+        predictions[name] = fit(splits.train, splits.val, test, seed)
+    by_outcome = score_metrics(test, predictions, outcomes)
+    metrics = {
+        "model_dir": str(model_dir),
+        "model_version": meta["version"],
+        "history": history,
+        "source": dataset.meta.get("source"),
+        "promotion": promotion,
+        "test": {"rows": len(test), "users": len(np.unique(test.user_ids)), "treated": int(test.arm.sum()),
+                 "holdout": int(len(test) - test.arm.sum()), "has_truth": test.tau is not None},
+        "outcomes": by_outcome,
+        "verdicts": _verdicts(by_outcome),
+    }
+    return Evaluation(test, predictions, tuple(outcomes), json_safe(metrics))

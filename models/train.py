@@ -1,0 +1,229 @@
+"""Training: fine-tune the promotion encoder and train the effect scorer end to end on a Dataset.
+
+Each mini-batch encodes only the promotions it contains (a history has few), gathers their vectors per
+row, and computes each row's loss on its own arm's head, weighted so both arms of every promotion
+count equally. Early stopping keeps the epoch with the best validation Qini.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.dataset import Dataset, arm_weights, split_by_user
+from models.metrics import qini_coefficient
+from models.modeldir import write_model_dir
+from models.nets import N_BINARY, EffectScorer, PromoTokens, build_model, load_tokenizer, predict, tokens_for
+from stream.errors import ConfigError
+from stream.scoring.signature import OUTCOMES
+
+log = logging.getLogger(__name__)
+
+FORMULATION = "shared-trunk T-learner: control head + treated-minus-control offset head per outcome"
+_TWEEDIE_POWER = 1.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 2048
+    lr: float = 2e-3
+    backbone_lr: float = 3e-5
+    weight_decay: float = 1e-4
+    hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+    uplift_l2: float = 1e-2
+    patience: int = 3
+    val_fraction: float = 0.15
+    test_fraction: float = 0.25
+    select_outcome: str = "visit"
+    reference_rows: int = 20_000
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Dataset  # fits the weights
+    val: Dataset  # early stopping
+    test: Dataset  # held out for `liftstream evaluate`
+
+
+def split_three_ways(ds: Dataset, seed: int, val_fraction: float, test_fraction: float) -> Splits:
+    """Disjoint users in train / validation / test, the same for the same seed and fractions."""
+    rest, test = split_by_user(ds, test_fraction, seed)
+    train, val = split_by_user(rest, val_fraction / (1.0 - test_fraction), seed + 1)
+    return Splits(train, val, test)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_dir: Path
+    best_epoch: int
+    epochs_run: int
+    val_score: float
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
+        raise ConfigError(f"device must be auto, cpu or cuda (with a GPU present), got {device!r}")
+    return torch.device(device)
+
+
+def tweedie_loss(log_mean: torch.Tensor, y: torch.Tensor, power: float = _TWEEDIE_POWER) -> torch.Tensor:
+    """Tweedie deviance (up to terms constant in the prediction) of a log-link mean; zero-inflated revenue."""
+    a, b = 1.0 - power, 2.0 - power
+    return -y * torch.exp(log_mean * a) / a + torch.exp(log_mean * b) / b
+
+
+def _prepare_scorer(scorer: EffectScorer, train: Dataset, weights: np.ndarray) -> None:
+    """Input scaling from the training rows, and control-head biases at the weighted base rates."""
+    with torch.no_grad():
+        logged = scorer.scaled_user_features(torch.from_numpy(train.user_features))
+        scorer.user_mean.copy_(logged.mean(0))
+        scorer.user_std.copy_(logged.std(0).clamp(min=1e-3))
+        attrs = torch.from_numpy(train.promo_attrs)
+        scorer.attr_mean.copy_(attrs.mean(0))
+        scorer.attr_std.copy_(attrs.std(0).clamp(min=1e-3))
+        revenue = train.labels[:, N_BINARY]
+        scorer.revenue_scale.fill_(float(revenue[revenue > 0].mean()) if (revenue > 0).any() else 1.0)
+        base = np.average(train.labels, axis=0, weights=weights).clip(1e-4, None)
+        rates = base[:N_BINARY].clip(None, 1 - 1e-4)
+        log_revenue = np.log(base[N_BINARY:] / scorer.revenue_scale.item())
+        bias = np.concatenate([np.log(rates / (1 - rates)), log_revenue])
+        scorer.control_head.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+        scorer.uplift_head.weight.zero_()
+        scorer.uplift_head.bias.zero_()
+
+
+def _batch_loss(
+    encoder: nn.Module,
+    scorer: EffectScorer,
+    tokens: PromoTokens,
+    batch: dict[str, torch.Tensor],
+    uplift_l2: float,
+) -> torch.Tensor:
+    unique, inverse = torch.unique(batch["promo"], return_inverse=True)
+    vectors = encoder(tokens.input_ids[unique], tokens.attention_mask[unique])[inverse]
+    treated, control, offset = scorer.logits(batch["user"], vectors, batch["attrs"])
+    link = torch.where(batch["arm"].unsqueeze(1) > 0, treated, control)
+    y = batch["labels"]
+    binary = F.binary_cross_entropy_with_logits(link[:, :N_BINARY], y[:, :N_BINARY], reduction="none")
+    revenue = tweedie_loss(link[:, N_BINARY:], y[:, N_BINARY:] / scorer.revenue_scale)
+    per_row = torch.cat([binary, revenue], dim=1).sum(dim=1)
+    w = batch["weight"]
+    return (per_row * w).sum() / w.sum() + uplift_l2 * offset.pow(2).mean()
+
+
+def _val_qini(encoder: nn.Module, scorer: EffectScorer, tokens: PromoTokens, val: Dataset, o: int) -> float:
+    p_t, p_c = predict(encoder, scorer, tokens, val.user_features, val.promo_attrs, val.promotion_ids)
+    return qini_coefficient(p_t[:, o] - p_c[:, o], val.labels[:, o], val.arm)
+
+
+def _tensors(ds: Dataset, promo_codes: np.ndarray, weights: np.ndarray, device: torch.device) -> dict:
+    arrays = {
+        "user": ds.user_features,
+        "attrs": ds.promo_attrs,
+        "promo": promo_codes,
+        "arm": ds.arm.astype(np.int64),
+        "labels": ds.labels.astype(np.float32),
+        "weight": weights,
+    }
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in arrays.items()}
+
+
+def train(
+    dataset: Dataset,
+    out_dir: Path | str,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    config: TrainConfig | None = None,
+) -> TrainResult:
+    """Train on `dataset` (split by user into train/validation/test by `seed`) and write MODEL_DIR."""
+    config = config or TrainConfig()
+    epochs = config.epochs if epochs is None else epochs
+    if epochs < 1:
+        raise ConfigError(f"epochs must be >= 1, got {epochs}")
+    if config.select_outcome not in OUTCOMES:
+        raise ConfigError(f"select_outcome must be one of {OUTCOMES}, got {config.select_outcome!r}")
+    dev = resolve_device(device)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.manual_seed(seed)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(dataset, Path(out_dir), epochs, seed, dev, config)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(
+    dataset: Dataset, out_dir: Path, epochs: int, seed: int, dev: torch.device, config: TrainConfig
+) -> TrainResult:
+    started = time.perf_counter()
+    splits = split_three_ways(dataset, seed, config.val_fraction, config.test_fraction)
+    train_ds, val_ds = splits.train, splits.val
+    if len(train_ds) == 0 or len(val_ds) == 0 or len(np.unique(train_ds.arm)) < 2:
+        raise ConfigError("the history is too small to train on: need both arms and users for validation")
+    encoder, scorer = build_model({"hidden": config.hidden, "dropout": config.dropout})
+    tokens = tokens_for(load_tokenizer(), dataset.promo_texts, dev)
+    weights = arm_weights(train_ds)
+    _prepare_scorer(scorer, train_ds, weights)
+    encoder.to(dev)
+    scorer.to(dev)
+    data = _tensors(train_ds, tokens.codes(train_ds.promotion_ids), weights, dev)
+    backbone = list(encoder.backbone.parameters())
+    head = list(encoder.projection.parameters()) + list(scorer.parameters())
+    optimiser = torch.optim.AdamW(
+        [{"params": backbone, "lr": config.backbone_lr}, {"params": head, "lr": config.lr}],
+        weight_decay=config.weight_decay,
+    )
+    generator = torch.Generator().manual_seed(seed)
+    outcome = OUTCOMES.index(config.select_outcome)
+    best: tuple[float, int, Any] = (-np.inf, 0, None)
+    history: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        encoder.train()
+        scorer.train()
+        order = torch.randperm(len(train_ds), generator=generator).to(dev)
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start : start + config.batch_size]
+            batch = {k: v[rows] for k, v in data.items()}
+            loss = _batch_loss(encoder, scorer, tokens, batch, config.uplift_l2)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        score = _val_qini(encoder, scorer, tokens, val_ds, outcome)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_qini": score})
+        log.info("epoch %d: loss %.5f, validation Qini (%s) %.5f", epoch, history[-1]["loss"],
+                 config.select_outcome, score)
+        if score > best[0]:
+            best = (score, epoch, (copy.deepcopy(encoder.state_dict()), copy.deepcopy(scorer.state_dict())))
+        elif epoch - best[1] >= config.patience:
+            break
+    encoder.load_state_dict(best[2][0])
+    scorer.load_state_dict(best[2][1])
+    seconds = time.perf_counter() - started
+    training = {"best_epoch": best[1], "epochs_run": len(history), "history": history,
+                "seconds": round(seconds, 2), "device": str(dev), "torch_threads": torch.get_num_threads()}
+    write_model_dir(out_dir, encoder, scorer, tokens, splits,
+                    seed=seed, config=config, formulation=FORMULATION, training=training)
+    log.info("trained in %.1fs (best epoch %d of %d) -> %s", seconds, best[1], len(history), out_dir)
+    return TrainResult(out_dir, best[1], len(history), float(best[0]), seconds, history)
+

@@ -1,0 +1,81 @@
+"""The CPU twin: a Triton python-backend model that serves the exported TorchScript `model.pt` on CPU.
+
+`liftstream export` copies this file verbatim into every version directory as `model.py`, next to the
+`model.pt` that the libtorch backend serves on GPU, so a machine without a GPU (started with
+`--model-config-name=cpu`) answers with the very same TorchScript graph. It runs inside Triton's python
+backend stub, so it imports nothing from liftstream: tensor names and their order come from the model
+configuration Triton hands to `initialize`.
+
+Dynamic batching hands `execute` every request the scheduler gathered; they are concatenated into one
+torch call and the outputs split back, so batching on the server really saves work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+# The stub embeds the interpreter in isolated mode, which ignores PYTHONPATH; the launcher names the serving
+# environment's site-packages there, so put it first on the path before numpy and torch are imported.
+for _entry in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+    if _entry and _entry not in sys.path:
+        sys.path.insert(0, _entry)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def concat_requests(per_request: list[list[np.ndarray]]) -> tuple[list[np.ndarray], list[int]]:
+    """Stacks each input over requests along the batch axis; returns the batched inputs and row counts."""
+    sizes = [len(inputs[0]) for inputs in per_request]
+    n_inputs = len(per_request[0])
+    batched = [np.concatenate([inputs[i] for inputs in per_request]) for i in range(n_inputs)]
+    return batched, sizes
+
+
+def split_outputs(outputs: list[np.ndarray], sizes: list[int]) -> list[list[np.ndarray]]:
+    """Inverse of `concat_requests` for the outputs: one list of output arrays per request."""
+    bounds = np.cumsum(sizes)[:-1]
+    per_output = [np.split(out, bounds) for out in outputs]
+    return [[parts[r] for parts in per_output] for r in range(len(sizes))]
+
+
+def run_module(module: torch.jit.ScriptModule, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    with torch.inference_mode():
+        result = module(*(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs))
+    outputs = result if isinstance(result, tuple | list) else (result,)
+    return [out.contiguous().numpy() for out in outputs]
+
+
+class TritonPythonModel:
+    """Entry point the Triton python backend instantiates once per model instance."""
+
+    def initialize(self, args: dict[str, Any]) -> None:
+        config = json.loads(args["model_config"])
+        self.input_names = [t["name"] for t in config["input"]]
+        self.output_names = [t["name"] for t in config["output"]]
+        path = Path(args["model_repository"]) / args["model_version"] / "model.pt"
+        self.module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        import triton_python_backend_utils as pb_utils
+
+        per_request = [
+            [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names]
+            for r in requests
+        ]
+        try:
+            batched, sizes = concat_requests(per_request)
+            outputs = split_outputs(run_module(self.module, batched), sizes)
+        except Exception as exc:  # the stub must answer every request, so the error travels back
+            error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        return [
+            pb_utils.InferenceResponse(
+                output_tensors=[pb_utils.Tensor(n, out) for n, out in zip(self.output_names, outs, strict=True)]
+            )
+            for outs in outputs
+        ]

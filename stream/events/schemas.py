@@ -1,0 +1,70 @@
+"""JSON Schema files of the wire contracts, one per topic, for producers and consumers in other languages.
+
+Input topics get the validation schema (what producers may send), output topics the serialization schema
+(what consumers will read). The committed files in `deploy/schemas/` are checked against the models.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from stream.events.models import INPUT_EVENTS, MAX_FUTURE, MAX_MESSAGE_BYTES, OUTPUT_EVENTS, SCHEMA_VERSION
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SUFFIX = ".schema.json"
+
+
+def topic_schema(topic: str) -> dict[str, Any]:
+    """The JSON Schema of the events on `topic`, with the limits JSON Schema cannot express in words."""
+    if topic in INPUT_EVENTS:
+        schema = INPUT_EVENTS[topic].model_json_schema(mode="validation")
+        limits = (
+            f" Messages are at most {MAX_MESSAGE_BYTES} bytes of UTF-8 JSON; numbers must be finite and of"
+            f" the declared JSON type (no strings for numbers); event time `ts` carries a timezone and is at"
+            f" most {MAX_FUTURE.days} day in the future."
+        )
+    else:
+        schema = OUTPUT_EVENTS[topic].model_json_schema(mode="serialization")
+        limits = ""
+    description = f"liftstream topic `{topic}`, schema_version {SCHEMA_VERSION}.{limits}"
+    return {"$schema": DIALECT, "description": description, **schema}
+
+
+def render_schemas() -> dict[str, str]:
+    """File name → file text for every input and output topic."""
+    return {
+        f"{topic}{SUFFIX}": json.dumps(topic_schema(topic), indent=2, sort_keys=True) + "\n"
+        for topic in (*INPUT_EVENTS, *OUTPUT_EVENTS)
+    }
+
+
+def export_schemas(out_dir: Path) -> list[Path]:
+    """Writes every schema file into `out_dir` and removes stale ones; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rendered = render_schemas()
+    for stale in out_dir.glob(f"*{SUFFIX}"):
+        if stale.name not in rendered:
+            stale.unlink()
+    paths = []
+    for name, text in rendered.items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def schema_differences(out_dir: Path) -> list[str]:
+    """One line per schema file in `out_dir` that is missing, outdated or no longer produced."""
+    rendered = render_schemas()
+    problems = []
+    for name, text in rendered.items():
+        path = out_dir / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif path.read_text(encoding="utf-8") != text:
+            problems.append(f"{path}: differs from the models")
+    stale = sorted(path for path in out_dir.glob(f"*{SUFFIX}") if path.name not in rendered)
+    problems.extend(f"{path}: no model has this topic" for path in stale)
+    return problems

@@ -1,0 +1,1 @@
+"""Watching live campaigns: the `liftstream monitor` terminal view and the Grafana dashboard's queries."""

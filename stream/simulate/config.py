@@ -1,0 +1,76 @@
+"""What a simulated world is made of; one frozen value so a seed and a config fully determine the output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from stream.errors import ConfigError
+
+# A Monday, midnight UTC: fixed so that history mode never depends on the wall clock.
+DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
+MS = 1000
+HOUR_MS = 3600 * MS
+DAY_MS = 24 * HOUR_MS
+_STAGES = ("world", "promotions", "exposures", "outcomes", "traffic", "events", "malformed", "arrival")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int = 0
+    users: int = 5000
+    days: float = 7.0
+    start: datetime = DEFAULT_START
+    attribution_window_s: int = 86400
+    campaigns: int = 6
+    promotions_per_campaign: int = 4
+    exposure_rate: float = 0.8  # candidate exposures per user per day, before frequency capping
+    dud_scale: float = 0.0  # effect multiplier of the "dud" promotion: 0 means no effect at all
+    strong_scale: float = 2.0
+    out_of_order_fraction: float = 0.02
+    late_fraction: float = 0.005
+    malformed_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.seed >= 0, "seed must be >= 0"),
+            (1 <= self.users <= 2_000_000, "users must be in [1, 2000000]"),
+            (0 < self.days <= 366, "days must be in (0, 366]"),
+            (3600 <= self.attribution_window_s <= 60 * 86400, "attribution window must be 1 h .. 60 days"),
+            (
+                self.campaigns >= 1 and self.promotions_per_campaign >= 2,
+                "need >= 1 campaign of >= 2 promotions",
+            ),
+            (0 < self.exposure_rate <= 50, "exposure_rate must be in (0, 50]"),
+            (self.dud_scale >= 0 and self.strong_scale >= 0, "effect scales must be >= 0"),
+            (0 <= self.out_of_order_fraction <= 1 and 0 <= self.late_fraction <= 1, "fractions in [0, 1]"),
+            (0 <= self.malformed_rate < 0.5, "malformed rate must be in [0, 0.5)"),
+            (self.start.tzinfo is not None, "start must be timezone-aware"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @property
+    def window_ms(self) -> int:
+        return self.attribution_window_s * MS
+
+    @property
+    def exposure_span_ms(self) -> int:
+        """Exposures happen during `days`; the history runs one attribution window longer."""
+        return int(round(self.days * DAY_MS))
+
+    @property
+    def span_ms(self) -> int:
+        return self.exposure_span_ms + self.window_ms
+
+    @property
+    def n_promotions(self) -> int:
+        return self.campaigns * self.promotions_per_campaign
+
+
+def stage_rng(seed: int, stage: str) -> np.random.Generator:
+    """An independent random stream per stage: e.g. a new malformed rate never changes the valid events."""
+    return np.random.default_rng([seed, _STAGES.index(stage)])

@@ -1,0 +1,69 @@
+"""Session fixtures: the real local Kafka, Triton and Prometheus, started by the same launcher as `liftstream local`.
+
+They run on their own ports and run directory so a developer's `liftstream local up` stack is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stream.local import stack
+from stream.local.triton import TritonEndpoints
+from stream.settings import Local, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    run_dir = Path(os.environ.get("LIFTSTREAM_TEST_RUN_DIR", str(ROOT / ".liftstream" / "test")))
+    repo = tmp_path_factory.mktemp("triton_repo")
+    return load_settings(
+        local=Local(run_dir=run_dir, kafka_port=19092, kafka_controller_port=19093, triton_http_port=18000,
+                    triton_grpc_port=18001, triton_metrics_port=18002, prometheus_port=19090),
+        kafka={"bootstrap": "127.0.0.1:19092"},
+        triton_url="127.0.0.1:18001",
+        model_repo=repo,
+        metrics_port=19464,
+    )
+
+
+def _service(settings: Settings, name: str) -> Iterator[None]:
+    stack.up(settings, (name,), fresh=True)
+    yield
+    stack.down(settings, (name,))
+
+
+@pytest.fixture(scope="session")
+def kafka_service(test_settings: Settings) -> Iterator[None]:
+    yield from _service(test_settings, "kafka")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_service: None, test_settings: Settings) -> str:
+    return test_settings.kafka.bootstrap
+
+
+@pytest.fixture(scope="session")
+def triton_service(test_settings: Settings) -> Iterator[TritonEndpoints]:
+    for _ in _service(test_settings, "triton"):
+        loc = test_settings.local
+        yield TritonEndpoints(f"127.0.0.1:{loc.triton_http_port}", f"127.0.0.1:{loc.triton_grpc_port}",
+                              f"127.0.0.1:{loc.triton_metrics_port}")
+
+
+@pytest.fixture(scope="session")
+def prometheus_url(test_settings: Settings) -> Iterator[str]:
+    for _ in _service(test_settings, "prometheus"):
+        yield f"http://127.0.0.1:{test_settings.local.prometheus_port}"
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Unique topic names per test, so tests sharing the session broker never see each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}"

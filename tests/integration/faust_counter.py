@@ -1,0 +1,35 @@
+"""A minimal Faust app with a windowed table, run as a real worker process by test_faust.py."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import faust
+
+PREFIX = os.environ["COUNTER_PREFIX"]
+
+app = faust.App(
+    f"{PREFIX}-app",
+    broker=f"kafka://{os.environ['COUNTER_BROKER']}",
+    store="memory://",
+    topic_partitions=1,
+    web_enabled=False,
+    datadir=os.environ["COUNTER_DATADIR"],
+)
+source = app.topic(f"{PREFIX}-in", key_type=str, value_type=str, key_serializer="raw", value_serializer="raw")
+sink = app.topic(f"{PREFIX}-out", key_type=str, value_type=str, key_serializer="raw", value_serializer="raw")
+counts = app.Table(f"{PREFIX}-counts", default=int, partitions=1).tumbling(
+    timedelta(hours=1), expires=timedelta(days=1)
+)
+
+
+@app.agent(source)
+async def count(stream: faust.StreamT) -> None:
+    async for key, value in stream.items():
+        counts[key] += 1
+        await sink.send(key=key, value=f"{value}:{counts[key].now()}")
+
+
+if __name__ == "__main__":
+    app.main()

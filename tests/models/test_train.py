@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic_uplift import synthetic_dataset
+
+from models.nets import load_model, load_tokenizer, predict, tokens_for
+from models.train import TrainConfig, TrainResult, split_three_ways, train, tweedie_loss
+from stream.errors import ConfigError
+from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, USER_FEATURES
+
+pytestmark = pytest.mark.unit
+
+FAST = TrainConfig(batch_size=128, hidden=(32,), patience=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path]:
+    out = tmp_path_factory.mktemp("model")
+    return train(synthetic_dataset(400), out, epochs=2, seed=3, device="cpu", config=FAST), out
+
+
+def test_train_writes_a_loadable_model_dir(trained: tuple[TrainResult, Path]) -> None:
+    result, out = trained
+    assert {p.name for p in out.iterdir()} >= {"encoder.pt", "scorer.pt", "model.json", "reference_matrix.npz"}
+    assert 1 <= result.best_epoch <= result.epochs_run <= 2
+    encoder, scorer, meta = load_model(out)
+    assert not encoder.training and not scorer.training
+    assert meta["seed"] == 3 and meta["hyper_parameters"]["hidden"] == [32]
+    assert meta["features"]["user_features"] == list(USER_FEATURES)
+    assert set(meta["validation_metrics"]) == set(OUTCOMES)
+    assert meta["data"]["train"]["rows"] + meta["data"]["val"]["rows"] + meta["data"]["test"]["rows"] == 400
+    assert meta["training"]["device"] == "cpu"
+
+
+def test_reference_matrix_holds_training_rows_and_the_models_predictions(trained: tuple[TrainResult, Path]) -> None:
+    _, out = trained
+    ref = np.load(out / "reference_matrix.npz")
+    n = len(ref["arm"])
+    assert ref["user_features"].shape == (n, len(USER_FEATURES))
+    assert ref["promo_attrs"].shape == (n, len(PROMO_ATTRS))
+    assert ref["p_treated"].shape == ref["p_control"].shape == (n, len(OUTCOMES))
+    encoder, scorer, _ = load_model(out)
+    tokens = tokens_for(load_tokenizer(), synthetic_dataset(400).promo_texts)
+    p_t, _ = predict(encoder, scorer, tokens, ref["user_features"], ref["promo_attrs"], ref["promotion_ids"])
+    np.testing.assert_allclose(p_t, ref["p_treated"], atol=1e-5)
+
+
+def test_training_is_deterministic_for_a_seed(trained: tuple[TrainResult, Path], tmp_path: Path) -> None:
+    _, first = trained
+    train(synthetic_dataset(400), tmp_path, epochs=2, seed=3, device="cpu", config=FAST)
+    a = torch.load(first / "scorer.pt", weights_only=True)
+    b = torch.load(tmp_path / "scorer.pt", weights_only=True)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=0, rtol=0)
+
+
+def test_splits_are_disjoint_by_user_and_stable() -> None:
+    ds = synthetic_dataset(400)
+    s1, s2 = split_three_ways(ds, 5, 0.2, 0.2), split_three_ways(ds, 5, 0.2, 0.2)
+    users = [set(part.user_ids) for part in (s1.train, s1.val, s1.test)]
+    assert not (users[0] & users[1]) and not (users[0] & users[2]) and not (users[1] & users[2])
+    assert sum(len(p) for p in (s1.train, s1.val, s1.test)) == len(ds)
+    np.testing.assert_array_equal(s1.test.event_ids, s2.test.event_ids)
+
+
+def test_tweedie_loss_is_smallest_at_the_mean() -> None:
+    y = torch.tensor([0.0, 0.0, 0.0, 4.0])
+    grid = torch.linspace(-3, 3, 601)
+    losses = torch.stack([tweedie_loss(torch.full_like(y, g), y).mean() for g in grid])
+    assert grid[losses.argmin()].exp().item() == pytest.approx(1.0, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"device": "tpu"}, "device"),
+        ({"config": replace(FAST, select_outcome="clicks")}, "select_outcome"),
+    ],
+)
+def test_bad_arguments_raise_config_errors(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        train(synthetic_dataset(50), tmp_path, **{"seed": 0, **kwargs})
