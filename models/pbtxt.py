@@ -1,4 +1,4 @@
-"""Renders each model's Triton `config.pbtxt` (libtorch on GPU) and `configs/cpu.pbtxt` (the python-backend twin).
+"""Each model's Triton `config.pbtxt` (libtorch, GPU) and `configs/cpu.pbtxt` (python-backend twin, CPU).
 
 Names, dtypes and dims come from `stream.scoring.signature`, so the configs, the TorchScript modules and the
 stream's requests cannot disagree. The libtorch backend binds inputs by `forward()` argument name when every

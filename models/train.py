@@ -88,8 +88,19 @@ def tweedie_loss(log_mean: torch.Tensor, y: torch.Tensor, power: float = _TWEEDI
     return -y * torch.exp(log_mean * a) / a + torch.exp(log_mean * b) / b
 
 
+def _link_of_means(labels: np.ndarray, weights: np.ndarray, revenue_scale: float) -> np.ndarray:
+    """Each outcome's weighted mean on the heads' link scale (logit; log of scaled revenue)."""
+    mean = np.average(labels, axis=0, weights=weights).clip(1e-4, None)
+    rates = mean[:N_BINARY].clip(None, 1 - 1e-4)
+    return np.concatenate([np.log(rates / (1 - rates)), np.log(mean[N_BINARY:] / revenue_scale)])
+
+
 def _prepare_scorer(scorer: EffectScorer, train: Dataset, weights: np.ndarray) -> None:
-    """Input scaling from the training rows, and control-head biases at the weighted base rates."""
+    """Input scaling from the training rows; head biases at each arm's weighted mean outcome.
+
+    Starting the offset head at the average effect matters: from zero, Adam's bounded steps need
+    hundreds of updates just to reach it, and early stopping on a ranking metric would not wait.
+    """
     with torch.no_grad():
         logged = scorer.scaled_user_features(torch.from_numpy(train.user_features))
         scorer.user_mean.copy_(logged.mean(0))
@@ -99,13 +110,13 @@ def _prepare_scorer(scorer: EffectScorer, train: Dataset, weights: np.ndarray) -
         scorer.attr_std.copy_(attrs.std(0).clamp(min=1e-3))
         revenue = train.labels[:, N_BINARY]
         scorer.revenue_scale.fill_(float(revenue[revenue > 0].mean()) if (revenue > 0).any() else 1.0)
-        base = np.average(train.labels, axis=0, weights=weights).clip(1e-4, None)
-        rates = base[:N_BINARY].clip(None, 1 - 1e-4)
-        log_revenue = np.log(base[N_BINARY:] / scorer.revenue_scale.item())
-        bias = np.concatenate([np.log(rates / (1 - rates)), log_revenue])
-        scorer.control_head.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+        treated = train.arm == 1
+        scale = scorer.revenue_scale.item()
+        control = _link_of_means(train.labels[~treated], weights[~treated], scale)
+        offset = _link_of_means(train.labels[treated], weights[treated], scale) - control
+        scorer.control_head.bias.copy_(torch.from_numpy(control.astype(np.float32)))
         scorer.uplift_head.weight.zero_()
-        scorer.uplift_head.bias.zero_()
+        scorer.uplift_head.bias.copy_(torch.from_numpy(offset.astype(np.float32)))
 
 
 def _batch_loss(
@@ -124,7 +135,9 @@ def _batch_loss(
     revenue = tweedie_loss(link[:, N_BINARY:], y[:, N_BINARY:] / scorer.revenue_scale)
     per_row = torch.cat([binary, revenue], dim=1).sum(dim=1)
     w = batch["weight"]
-    return (per_row * w).sum() / w.sum() + uplift_l2 * offset.pow(2).mean()
+    # Shrinks the effect's variation across rows, not its average: a constant effect is the prior.
+    heterogeneity = (offset - offset.mean(dim=0)).pow(2).mean()
+    return (per_row * w).sum() / w.sum() + uplift_l2 * heterogeneity
 
 
 def _val_qini(encoder: nn.Module, scorer: EffectScorer, tokens: PromoTokens, val: Dataset, o: int) -> float:
@@ -191,6 +204,7 @@ def _train(
     optimiser = torch.optim.AdamW(
         [{"params": backbone, "lr": config.backbone_lr}, {"params": head, "lr": config.lr}],
         weight_decay=config.weight_decay,
+        fused=True,  # one kernel over all 22M encoder parameters: ~8x faster steps on CPU than the default
     )
     generator = torch.Generator().manual_seed(seed)
     outcome = OUTCOMES.index(config.select_outcome)

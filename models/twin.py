@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,10 @@ class TritonPythonModel:
         self.input_names = [t["name"] for t in config["input"]]
         self.output_names = [t["name"] for t in config["output"]]
         path = Path(args["model_repository"]) / args["model_version"] / "model.pt"
-        self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            # TorchScript is deprecated in favour of torch.export, but it is what Triton's libtorch serves.
+            warnings.filterwarnings("ignore", message="`torch.jit", category=FutureWarning)
+            self.module = torch.jit.load(str(path), map_location="cpu").eval()
 
     def execute(self, requests: list[Any]) -> list[Any]:
         import triton_python_backend_utils as pb_utils
@@ -74,8 +78,8 @@ class TritonPythonModel:
             error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         return [
-            pb_utils.InferenceResponse(
-                output_tensors=[pb_utils.Tensor(n, out) for n, out in zip(self.output_names, outs, strict=True)]
-            )
+            pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor(name, out) for name, out in zip(self.output_names, outs, strict=True)
+            ])
             for outs in outputs
         ]

@@ -1,6 +1,7 @@
 """Session fixtures: the real local Kafka, Triton and Prometheus, started by the same launcher as `liftstream local`.
 
-They run on their own ports and run directory so a developer's `liftstream local up` stack is left alone.
+Each pytest session gets free ports and its own run directory, so a developer's `liftstream local up` stack and
+other test sessions are left alone.
 """
 
 from __future__ import annotations
@@ -13,23 +14,23 @@ from pathlib import Path
 import pytest
 
 from stream.local import stack
-from stream.local.triton import TritonEndpoints
+from stream.local.triton import TritonEndpoints, free_ports
 from stream.settings import Local, Settings, load_settings
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    run_dir = Path(os.environ.get("LIFTSTREAM_TEST_RUN_DIR", str(ROOT / ".liftstream" / "test")))
+    run_dir = Path(os.environ.get("LIFTSTREAM_TEST_RUN_DIR", str(tmp_path_factory.mktemp("run"))))
     repo = tmp_path_factory.mktemp("triton_repo")
+    kafka, controller, http, grpc, metrics, prom, worker_metrics = free_ports(7)
     return load_settings(
-        local=Local(run_dir=run_dir, kafka_port=19092, kafka_controller_port=19093, triton_http_port=18000,
-                    triton_grpc_port=18001, triton_metrics_port=18002, prometheus_port=19090),
-        kafka={"bootstrap": "127.0.0.1:19092"},
-        triton_url="127.0.0.1:18001",
+        local=Local(run_dir=run_dir, kafka_port=kafka, kafka_controller_port=controller, triton_http_port=http,
+                    triton_grpc_port=grpc, triton_metrics_port=metrics, prometheus_port=prom),
+        kafka={"bootstrap": f"127.0.0.1:{kafka}"},
+        triton_url=f"127.0.0.1:{grpc}",
         model_repo=repo,
-        metrics_port=19464,
+        metrics_port=worker_metrics,
     )
 
 

@@ -97,7 +97,7 @@ def start(home: Path, port: int, controller_port: int, heap: str = "1g") -> Mana
     if not (data / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(  # noqa: S603
-            [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", f"--config={props}"],
             capture_output=True, text=True, check=False,
         )
         if fmt.returncode != 0:

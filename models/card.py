@@ -1,0 +1,102 @@
+"""The model card exported with each served version (data, formulation, metrics, version), from model.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.scoring.signature import OUTCOMES
+
+_METRICS = (
+    ("qini", "Qini"),
+    ("auuc", "AUUC"),
+    ("uplift_at_10", "uplift@10%"),
+    ("uplift_at_30", "uplift@30%"),
+    ("auc_treated", "AUC treated"),
+    ("auc_control", "AUC control"),
+    ("calibration_treated", "calib. err. treated"),
+    ("calibration_control", "calib. err. control"),
+    ("pehe", "PEHE"),
+    ("oracle_qini", "oracle Qini"),
+)
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _metrics_table(metrics: dict[str, dict[str, Any]]) -> list[str]:
+    shown = [(key, label) for key, label in _METRICS if any(key in m for m in metrics.values())]
+    lines = [
+        "| outcome | " + " | ".join(label for _, label in shown) + " |",
+        "|---|" + "---:|" * len(shown),
+    ]
+    for outcome in OUTCOMES:
+        row = metrics.get(outcome, {})
+        lines.append(f"| {outcome} | " + " | ".join(_num(row.get(key)) for key, _ in shown) + " |")
+    return lines
+
+
+def _data_table(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "| split | rows | users | treated | holdout | " + " | ".join(f"mean {o}" for o in OUTCOMES) + " |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(OUTCOMES),
+    ]
+    for split in ("train", "val", "test"):
+        part = data.get(split)
+        if part:
+            means = part.get("outcome_means", {})
+            lines.append(
+                f"| {split} | {part['rows']} | {part['users']} | {part['treated']} | {part['holdout']} | "
+                + " | ".join(_num(means.get(o)) for o in OUTCOMES) + " |"
+            )
+    return lines
+
+
+def render_card(meta: dict[str, Any], version: int) -> str:
+    data = meta.get("data", {})
+    hyper = meta.get("hyper_parameters", {})
+    training = meta.get("training", {})
+    features = meta.get("features", {})
+    lines = [
+        f"# liftstream uplift model — served version {version}",
+        "",
+        f"- training run: `{meta.get('version', '?')}`, created {meta.get('created_at', '?')}, "
+        f"seed {meta.get('seed')}",
+        f"- formulation: {meta.get('formulation', '?')}",
+        "- models: `promo_encoder` (all-MiniLM-L6-v2, fine-tuned, projected to a "
+        f"{hyper.get('promo_dim', '?')}-dim promotion vector) and `effect_scorer` (MLP, hidden "
+        f"{hyper.get('hidden', '?')}), TorchScript, served by Triton",
+        f"- inputs: {len(features.get('user_features', []))} user features, "
+        f"{len(features.get('promo_attrs', []))} promotion attributes, the promotion vector",
+        "- outputs per arm (treated, control): P(visit), P(conversion), E[revenue]; "
+        "uplift = treated − control",
+        f"- training: best epoch {training.get('best_epoch', '?')} of {training.get('epochs_run', '?')} on "
+        f"{training.get('device', '?')} in {_num(training.get('seconds'))} s; early stopping on "
+        f"validation Qini ({hyper.get('select_outcome', '?')})",
+        "",
+        "## Data",
+        "",
+        f"Source: {data.get('source', '?')}; promotions: {', '.join(data.get('promotions', [])) or '?'}. "
+        "Splits hold disjoint users.",
+        "",
+        *_data_table(data),
+        "",
+        "## Validation metrics",
+        "",
+        *_metrics_table(meta.get("validation_metrics", {})),
+        "",
+        "Held-out test metrics and the scikit-learn T-/S-learner baselines come from `liftstream evaluate`.",
+        "",
+        "## Use and limits",
+        "",
+        "Estimates the effect of showing a promotion to a user, for ranking and monitoring live campaigns. "
+        "Effects are learned from treatment vs holdout exposures in the training history; populations or "
+        "promotion types absent from it are extrapolation — watch the drift reports, measured against "
+        "`reference.json`.",
+        "",
+    ]
+    return "\n".join(lines)
