@@ -133,7 +133,11 @@ def test_a_hot_key_stays_bounded_and_forgotten_events_stay_counted_once() -> Non
 
 
 def test_state_round_trips_through_json() -> None:
-    events = [exposure("u", 0.0), exposure("u", 5.0, "p2", "holdout"), click("u", 9.0, "purchase", price=2.5)]
+    events: list[ClickEvent | ExposureEvent] = [
+        exposure("u", 0.0),
+        exposure("u", 5.0, "p2", "holdout"),
+        click("u", 9.0, "purchase", price=2.5),
+    ]
     state, _, _ = _feed(events)
     restored = AttributionState.from_json(orjson.loads(orjson.dumps(state.to_json())))
     assert restored == state
