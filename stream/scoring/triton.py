@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# NOT_FOUND: the model (or, unpinned, any version of it) is not loaded yet — a fresh server or a roll.
+# NOT_FOUND: the model is not in the repository yet (a fresh server). A pinned version that Triton no longer
+# serves (UNAVAILABLE "not at ready state" once unloaded) is told apart through the repository index.
 RETRYABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "NOT_FOUND"})
 MODELS = (sig.ENCODER, sig.SCORER)
 
@@ -211,7 +212,7 @@ class TritonScorer:
             except InferenceServerException as exc:
                 code = status_code(exc)
                 self._observe(what, time.perf_counter() - started, code)
-                if pinned is not None and code == "NOT_FOUND":
+                if pinned is not None and code in RETRYABLE and not await self._served(what, pinned):
                     # The pinned version was rolled out: retrying cannot help, the caller must re-encode.
                     self._version_expires = 0.0
                     raise ScoringUnavailable(f"{what} version {pinned} is no longer served: {exc}") from exc
@@ -230,6 +231,17 @@ class TritonScorer:
             else:
                 self._observe(what, time.perf_counter() - started, None)
                 return value
+
+    async def _served(self, model: str, version: int) -> bool:
+        """Whether `version` of `model` is still READY; True when that cannot be told (Triton unreachable)."""
+        try:
+            index = await self._grpc().get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+        except InferenceServerException:
+            return True
+        return any(
+            e.get("name") == model and e.get("version") == str(version) and e.get("state") == "READY"
+            for e in index.get("models", [])
+        )
 
     def _observe(self, what: str, seconds: float, code: str | None) -> None:
         if self.observer is not None:

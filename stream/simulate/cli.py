@@ -56,6 +56,27 @@ def simulate(
         Path | None, typer.Option(help="write a history directory instead of producing")
     ] = None,
     malformed_rate: Annotated[float, typer.Option(help="share of malformed messages, in [0, 0.5)")] = 0.0,
+    drift_start: Annotated[
+        float | None,
+        typer.Option(
+            envvar="LIFTSTREAM_SIM_DRIFT_START", help="drift episode start, as a fraction of --days"
+        ),
+    ] = None,
+    drift_end: Annotated[
+        float | None,
+        typer.Option(
+            envvar="LIFTSTREAM_SIM_DRIFT_END", help="drift episode end, a fraction of --days (default 1)"
+        ),
+    ] = None,
+    drift_kind: Annotated[
+        str,
+        typer.Option(
+            envvar="LIFTSTREAM_SIM_DRIFT_KIND", help="new_segment (a new-user cohort), price or both"
+        ),
+    ] = "new_segment",
+    drift_price_factor: Annotated[
+        float, typer.Option(help="catalogue price multiplier within a price episode")
+    ] = SimConfig.drift_price_factor,
     rate: Annotated[
         float | None, typer.Option(help="live: messages per second (default 500; 0: unlimited)")
     ] = None,
@@ -64,7 +85,10 @@ def simulate(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Simulates an e-commerce world with known promotion effects, as a history or live into Kafka."""
-    config = SimConfig(seed=seed, users=users, days=days, malformed_rate=malformed_rate)
+    config = SimConfig(
+        seed=seed, users=users, days=days, malformed_rate=malformed_rate, drift_start=drift_start,
+        drift_end=drift_end, drift_kind=drift_kind, drift_price_factor=drift_price_factor,
+    )  # fmt: skip
     if history_out is not None:
         if any(v is not None for v in (rate, events, duration, bootstrap)):
             raise ConfigError(

@@ -14,7 +14,11 @@ DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 MS = 1000
 HOUR_MS = 3600 * MS
 DAY_MS = 24 * HOUR_MS
-_STAGES = ("world", "promotions", "exposures", "outcomes", "traffic", "events", "malformed", "arrival")
+# Append only: a stage's index seeds its stream, so reordering would change every existing world.
+_STAGES = ("world", "promotions", "exposures", "outcomes", "traffic", "events", "malformed", "arrival",
+           "drift")  # fmt: skip
+DRIFT_KINDS = ("new_segment", "price", "both")
+_MIN_EPISODE_MS = 2 * 60 * MS  # room for the cohort's profiles (first minute) before its activity
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,11 @@ class SimConfig:
     out_of_order_fraction: float = 0.02
     late_fraction: float = 0.005
     malformed_rate: float = 0.0
+    # Drift episode, as fractions of `days` (the period in which promotions are shown); None: no drift.
+    drift_start: float | None = None
+    drift_end: float | None = None  # None with a start: until the end of `days`
+    drift_kind: str = "new_segment"
+    drift_price_factor: float = 1.8  # catalogue price multiplier during a "price" episode
 
     def __post_init__(self) -> None:
         checks = (
@@ -52,6 +61,23 @@ class SimConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self._check_drift()
+
+    def _check_drift(self) -> None:
+        if self.drift_kind not in DRIFT_KINDS:
+            raise ConfigError(f"drift kind must be one of {', '.join(DRIFT_KINDS)}")
+        if not 0.1 <= self.drift_price_factor <= 10:
+            raise ConfigError("drift price factor must be in [0.1, 10]")
+        if self.drift_start is None:
+            if self.drift_end is not None:
+                raise ConfigError("a drift end needs a drift start")
+            return
+        end = 1.0 if self.drift_end is None else self.drift_end
+        if not 0 <= self.drift_start < end <= 1:
+            raise ConfigError("drift start and end must satisfy 0 <= start < end <= 1")
+        lo, hi = self.drift_ms or (0, 0)
+        if hi - lo < _MIN_EPISODE_MS:
+            raise ConfigError("the drift episode must last at least 2 simulated minutes")
 
     @property
     def window_ms(self) -> int:
@@ -65,6 +91,14 @@ class SimConfig:
     @property
     def span_ms(self) -> int:
         return self.exposure_span_ms + self.window_ms
+
+    @property
+    def drift_ms(self) -> tuple[int, int] | None:
+        """The drift episode [start, end) in simulation milliseconds, or None without drift."""
+        if self.drift_start is None:
+            return None
+        end = 1.0 if self.drift_end is None else self.drift_end
+        return round(self.drift_start * self.exposure_span_ms), round(end * self.exposure_span_ms)
 
     @property
     def n_promotions(self) -> int:

@@ -160,15 +160,23 @@ def true_effects(
     steer = _STEER * np.minimum(scale, 1.0)[:, None]
     in_promo = variants.in_promo[variant]
     mix = (1.0 - steer) * own + steer * in_promo / in_promo.sum(axis=1, keepdims=True)
+    return Truth(
+        p_visit=np.stack([p0, p1]),
+        q_convert=np.stack([q0, q1]),
+        basket=baskets(users, variants, user, variant, mix),
+        mix=mix,
+    )
+
+
+def baskets(
+    users: Users, variants: Variants, user: np.ndarray, variant: np.ndarray, mix: np.ndarray
+) -> np.ndarray:
+    """(2, n) expected value of a conversion per arm at the prices of `variants`."""
+    own = users.preference[user]
     rate = users.quantity_rate[user][:, None]
     # Both arms computed by the same expression, so a promotion that changes nothing has exactly zero effect.
     basket0 = np.einsum("nc,nc->n", own, variants.list_prices.mean(axis=1)[None, :] * (1.0 + rate))
     unit_paid = variants.paid.mean(axis=2)[variant]
     quantity = variants.qty_base[variant] + variants.qty_per_unit[variant] * rate
     basket1 = np.einsum("nc,nc->n", mix, unit_paid * quantity)
-    return Truth(
-        p_visit=np.stack([p0, p1]),
-        q_convert=np.stack([q0, q1]),
-        basket=np.stack([basket0, basket1]),
-        mix=mix,
-    )
+    return np.stack([basket0, basket1])

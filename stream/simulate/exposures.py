@@ -7,7 +7,7 @@ exact (no other promotion's effect leaks into its window).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -39,13 +39,18 @@ def schedule_exposures(
     users: Users,
     promotions: tuple[Promotion, ...],
     variants: Variants,
+    members: np.ndarray | None = None,
+    period_ms: tuple[int, int] | None = None,
 ) -> Exposures:
-    lo, hi = np.array([FIRST_PROMOTION_MS]), np.array([config.exposure_span_ms])
+    """Exposures of `members` (default: every user) within `period_ms` (default: the whole `days`)."""
+    members = np.arange(len(users)) if members is None else members
+    first, last = period_ms or (FIRST_PROMOTION_MS, config.exposure_span_ms)
+    lo, hi = np.array([max(first, FIRST_PROMOTION_MS)]), np.array([last])
     if hi[0] <= lo[0]:
         raise ValueError("the simulated period is shorter than a minute")
     units = float((clock.cumulative(hi) - clock.cumulative(lo))[0])
-    counts = rng.poisson(config.exposure_rate * units, size=len(users))
-    user = np.repeat(np.arange(len(users)), counts)
+    counts = rng.poisson(config.exposure_rate * units, size=len(members))
+    user = np.repeat(members, counts)
     t_ms = clock.sample(rng, np.full(len(user), lo[0]), np.full(len(user), hi[0]))
     promotion = _choose_promotions(rng, users, promotions, user, t_ms)
     has = promotion >= 0
@@ -57,6 +62,17 @@ def schedule_exposures(
     holdout = np.array([p.holdout_fraction for p in promotions])[promotion]
     treated = rng.random(len(user)) >= holdout
     return Exposures(user, promotion, _variant_at(variants, promotion, t_ms), t_ms, treated)
+
+
+def select(exposures: Exposures, keep: np.ndarray) -> Exposures:
+    return Exposures(*(getattr(exposures, f.name)[keep] for f in fields(Exposures)))
+
+
+def merge(a: Exposures, b: Exposures) -> Exposures:
+    """Both sets, sorted by (user, time) again."""
+    joined = {f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)]) for f in fields(Exposures)}
+    order = np.lexsort((joined["t_ms"], joined["user"]))
+    return Exposures(**{name: values[order] for name, values in joined.items()})
 
 
 def _choose_promotions(

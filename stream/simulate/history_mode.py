@@ -12,7 +12,7 @@ import numpy as np
 
 from stream.events.models import ClickEvent, ExposureEvent, PromotionEvent, UserProfileEvent
 from stream.history import MalformedRecord, TruthRow, write_history
-from stream.simulate import assemble
+from stream.simulate import assemble, drift
 from stream.simulate.campaigns import Promotion, make_promotions, promotion_events
 from stream.simulate.clock import Clock
 from stream.simulate.config import SimConfig, stage_rng
@@ -51,24 +51,34 @@ class Simulation:
 
 
 def simulate(config: SimConfig) -> Simulation:
-    world_rng, promo_rng, exposure_rng, outcome_rng, traffic_rng, event_rng = (
+    world_rng, promo_rng, exposure_rng, outcome_rng, traffic_rng, event_rng, drift_rng = (
         stage_rng(config.seed, s)
-        for s in ("world", "promotions", "exposures", "outcomes", "traffic", "events")
+        for s in ("world", "promotions", "exposures", "outcomes", "traffic", "events", "drift")
     )
     clock = Clock(config.start)
     catalogue = make_catalogue(world_rng)
-    users = make_users(world_rng, config.users, config.seed)
+    incumbents = make_users(world_rng, config.users, config.seed)
     promotions = make_promotions(promo_rng, config, catalogue)
     variants = make_variants(promotions, catalogue)
-    exposures = schedule_exposures(exposure_rng, config, clock, users, promotions, variants)
+    exposures = schedule_exposures(exposure_rng, config, clock, incumbents, promotions, variants)
+    episode = drift.episode_of(config)
+    users, cohort, exposures = drift.with_cohort(
+        drift_rng, config, episode, clock, incumbents, promotions, variants, exposures
+    )
     truth = true_effects(
         users, variants, clock, config.window_ms, exposures.user, exposures.variant, exposures.t_ms
     )
+    prices = drift.repriced(variants, episode)
+    truth = drift.repriced_truth(truth, episode, prices, users, exposures)
+    background = background_sessions(
+        traffic_rng, config, clock, users, exposures, members=np.arange(config.users)
+    )
     sessions = concat(
-        background_sessions(traffic_rng, config, clock, users, exposures),
+        drift.with_cohort_traffic(drift_rng, config, episode, clock, users, exposures, background),
         outcome_sessions(outcome_rng, config, clock, exposures, truth, users),
     )
-    clicks = session_events(event_rng, sessions, users, variants)
+    episode_ms = (episode.start_ms, episode.end_ms) if episode is not None else (0, 0)
+    clicks = session_events(event_rng, sessions, users, variants, prices, episode_ms)
 
     targets = _planned_targets(config, clock, users, promotions, variants)
     order = assemble.exposure_order(exposures)
@@ -76,14 +86,21 @@ def simulate(config: SimConfig) -> Simulation:
     click_events = assemble.click_events(
         config.seed, sessions, clicks, users, promotions, variants, catalogue, clock
     )
+    profiles = profile_events(incumbents, clock)
+    if cohort is not None and episode is not None:
+        profiles += profile_events(cohort, clock, at_ms=episode.start_ms)
+    counts = (len(users), len(exposure_events), len(click_events))
     return Simulation(
         config=config,
         promotions=sorted(promotion_events(promotions, targets, catalogue, clock), key=lambda e: e.ts),
-        profiles=profile_events(users, clock),
+        profiles=profiles,
         exposures=exposure_events,
         clicks=click_events,
         truth=assemble.truth_rows(exposure_events, exposures, order, truth),
-        meta=_meta(config, clock, promotions, targets, len(exposure_events), len(click_events)),
+        meta={
+            **_meta(config, clock, promotions, targets, *counts),
+            **drift.episode_meta(config, episode, clock),
+        },
     )
 
 
@@ -92,7 +109,7 @@ def _planned_targets(
 ) -> dict[str, float]:
     """Goal per promotion: half its expected effect on the goal outcome (a floor where that is not positive),
     as an absolute treatment-minus-holdout difference per exposure."""
-    n = min(len(users), _TARGET_USERS)
+    n = min(config.users, _TARGET_USERS)  # incumbents: goals are planned before any drift
     targets = {}
     for i, p in enumerate(promotions):
         row = int(np.flatnonzero(variants.promotion == i)[0])
@@ -110,6 +127,7 @@ def _meta(
     clock: Clock,
     promotions: tuple[Promotion, ...],
     targets: dict[str, float],
+    n_users: int,
     n_exposures: int,
     n_clicks: int,
 ) -> dict[str, Any]:
@@ -120,7 +138,7 @@ def _meta(
         "end": clock.at(config.span_ms).isoformat(),
         "attribution_window_s": config.attribution_window_s,
         "days": config.days,
-        "n_users": config.users,
+        "n_users": n_users,
         "n_exposures": n_exposures,
         "n_clicks": n_clicks,
         "n_promotions": len(promotions),

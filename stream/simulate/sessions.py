@@ -8,7 +8,7 @@ next exposure; inside the window, only the exposure's outcome session exists, dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -31,6 +31,7 @@ class Sessions:
     purchase: np.ndarray
     mix: np.ndarray  # (sessions, categories) category choice probabilities
     variant: np.ndarray  # -1 for list prices, else the treated variant whose prices and quantities apply
+    priced_ms: np.ndarray  # the time whose prices apply: the start, or the exposure of an outcome session
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,22 @@ class Clicks:
 
 
 def background_sessions(
-    rng: np.random.Generator, config: SimConfig, clock: Clock, users: Users, exposures: Exposures
+    rng: np.random.Generator,
+    config: SimConfig,
+    clock: Clock,
+    users: Users,
+    exposures: Exposures,
+    members: np.ndarray | None = None,
+    period_ms: tuple[int, int] | None = None,
 ) -> Sessions:
-    units = float(clock.cumulative(np.array([config.span_ms]))[0])
-    counts = rng.poisson(users.activity * units)
-    user = np.repeat(np.arange(len(users)), counts)
-    start = clock.sample(rng, np.zeros(len(user), dtype=np.int64), np.full(len(user), config.span_ms))
+    """Sessions of `members` (default: every user) starting within `period_ms` (default: the whole span)."""
+    members = np.arange(len(users)) if members is None else members
+    lo, hi = period_ms or (0, config.span_ms)
+    units = float((clock.cumulative(np.array([hi])) - clock.cumulative(np.array([lo])))[0])
+    counts = rng.poisson(users.activity[members] * units)
+    user = np.repeat(members, counts)
+    start = clock.sample(rng, np.full(len(user), lo), np.full(len(user), hi))
     purchase = rng.random(len(user)) < users.conversion[user]
-    # Exposures are sorted by (user, time); one key space lets searchsorted find each session's neighbours.
     # Exposures are sorted by (user, time): in one key space, searchsorted finds each session's neighbours.
     # Sentinels at both ends (user -1) keep every neighbour index in range.
     exp_user = np.concatenate([[-1], exposures.user, [-1]])
@@ -75,6 +84,7 @@ def background_sessions(
         purchase=purchase[keep],
         mix=users.preference[user[keep]],
         variant=np.full(int(keep.sum()), -1),
+        priced_ms=start[keep],
     )
 
 
@@ -102,18 +112,27 @@ def outcome_sessions(
         purchase=purchase[idx],
         mix=mix,
         variant=np.where(treated, exposures.variant[idx], -1),
+        priced_ms=exposures.t_ms[idx],
     )
 
 
-def concat(a: Sessions, b: Sessions) -> Sessions:
-    return Sessions(*(np.concatenate([x, y]) for x, y in zip(_fields(a), _fields(b), strict=True)))
+def concat(*parts: Sessions) -> Sessions:
+    return Sessions(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Sessions)))
 
 
-def _fields(s: Sessions) -> tuple[np.ndarray, ...]:
-    return (s.user, s.start_ms, s.limit_ms, s.purchase, s.mix, s.variant)
+def select(s: Sessions, keep: np.ndarray) -> Sessions:
+    return Sessions(*(getattr(s, f.name)[keep] for f in fields(Sessions)))
 
 
-def session_events(rng: np.random.Generator, s: Sessions, users: Users, variants: Variants) -> Clicks:
+def session_events(
+    rng: np.random.Generator,
+    s: Sessions,
+    users: Users,
+    variants: Variants,
+    repriced: Variants | None = None,
+    repriced_ms: tuple[int, int] = (0, 0),
+) -> Clicks:
+    """Events of every session; a session priced within `repriced_ms` sees the `repriced` catalogue."""
     n = len(s.user)
     browse = 1 + rng.poisson(3.0, size=n)
     cart = s.purchase | (rng.random(n) < 0.15)
@@ -142,8 +161,14 @@ def session_events(rng: np.random.Generator, s: Sessions, users: Users, variants
     base = np.where(treated, variants.qty_base[v, basket_cat], 1.0)
     per_unit = np.where(treated, variants.qty_per_unit[v, basket_cat], 1.0)
     basket_qty = (base + per_unit * units).astype(np.int64)
-    list_price = variants.list_prices[basket_cat, basket_item]
-    basket_price = np.where(treated, variants.paid[v, basket_cat, basket_item], list_price)
+    # Price tier per session (0: the catalogue, 1: repriced); choosing it draws nothing from `rng`.
+    tiers = [variants] if repriced is None else [variants, repriced]
+    list_prices = np.stack([t.list_prices for t in tiers])
+    paid = np.stack([t.paid for t in tiers])
+    lo, hi = repriced_ms
+    tier = ((s.priced_ms >= lo) & (s.priced_ms < hi) & (repriced is not None)).astype(np.int64)
+    list_price = list_prices[tier, basket_cat, basket_item]
+    basket_price = np.where(treated, paid[tier, v, basket_cat, basket_item], list_price)
 
     ev_cum = cum[session]
     category = np.minimum(
@@ -153,7 +178,8 @@ def session_events(rng: np.random.Generator, s: Sessions, users: Users, variants
     in_basket = is_cart | is_purchase
     category = np.where(in_basket, basket_cat[session], np.where(position == 0, -1, category))
     item = np.where(in_basket, basket_item[session], item)
-    price = np.where(in_basket, basket_price[session], variants.list_prices[np.maximum(category, 0), item])
+    browsed = list_prices[tier[session], np.maximum(category, 0), item]
+    price = np.where(in_basket, basket_price[session], browsed)
     price = np.where(position == 0, 0.0, price)
     quantity = np.where(in_basket, basket_qty[session], 1)
     keep = t_ms < s.limit_ms[session]

@@ -6,7 +6,7 @@ tenure, region, channel, interests), which is what a model can learn from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -77,12 +77,7 @@ def make_users(rng: np.random.Generator, n: int, seed: int) -> Users:
     recency = np.minimum(rng.exponential(1.0 / np.maximum(activity, 0.02)), tenure).astype(np.int64)
     conversion = np.clip(0.04 + 0.015 * np.log1p(orders) + rng.normal(0, 0.015, n), 0.01, 0.3)
     quantity_rate = rng.gamma(2.0, 0.15, size=n)
-    ranked = np.argsort(-preference, axis=1, kind="stable")
-    n_interests = rng.integers(1, 4, size=n)
-    interests = np.zeros((n, n_cat), dtype=bool)
-    rows = np.repeat(np.arange(n), n_interests)
-    cols = ranked[rows, np.concatenate([np.arange(k) for k in n_interests]) if n else []]
-    interests[rows, cols] = True
+    interests = listed_interests(rng, preference)
     return Users(
         ids=tuple(f"u{seed}-{i:06d}" for i in range(n)),
         region=region,
@@ -102,6 +97,27 @@ def make_users(rng: np.random.Generator, n: int, seed: int) -> Users:
     )
 
 
+def listed_interests(rng: np.random.Generator, preference: np.ndarray) -> np.ndarray:
+    """The one to three categories a profile lists: the user's favourites."""
+    n = len(preference)
+    ranked = np.argsort(-preference, axis=1, kind="stable")
+    n_interests = rng.integers(1, 4, size=n)
+    interests = np.zeros(preference.shape, dtype=bool)
+    rows = np.repeat(np.arange(n), n_interests)
+    cols = ranked[rows, np.concatenate([np.arange(k) for k in n_interests]) if n else []]
+    interests[rows, cols] = True
+    return interests
+
+
+def join_users(a: Users, b: Users) -> Users:
+    """`b` appended to `a`: the user indices of `a` stay as they are."""
+    joined = {}
+    for f in fields(Users):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        joined[f.name] = x + y if isinstance(x, tuple) else np.concatenate([x, y])
+    return Users(**joined)
+
+
 def _segments(
     is_new: np.ndarray, spend: np.ndarray, tenure: np.ndarray, orders: np.ndarray, deal: np.ndarray
 ) -> tuple[str, ...]:
@@ -114,12 +130,12 @@ def _segments(
     return tuple(str(s) for s in labels)
 
 
-def profile_events(users: Users, clock: Clock) -> list[UserProfileEvent]:
-    """One profile per user, spread over the first simulated minute (before any exposure)."""
+def profile_events(users: Users, clock: Clock, at_ms: int = 0) -> list[UserProfileEvent]:
+    """One profile per user, spread over the minute from `at_ms` (before any of them acts)."""
     return [
         UserProfileEvent(
             user_id=users.ids[i],
-            ts=clock.at(i % 60_000),
+            ts=clock.at(at_ms + i % 60_000),
             tenure_days=int(users.tenure_days[i]),
             lifetime_spend=float(users.lifetime_spend[i]),
             orders=int(users.orders[i]),

@@ -58,3 +58,22 @@ def test_data_hillstrom(app: typer.Typer, tmp_path: Path) -> None:
 def test_replay_speed_must_be_positive(app: typer.Typer, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["replay", "--history", str(tmp_path), "--speed", "0"])
     assert isinstance(result.exception, ConfigError)
+
+
+def test_simulate_records_a_drift_episode(app: typer.Typer, tmp_path: Path) -> None:
+    out = tmp_path / "h"
+    args = ["simulate", "--seed", "5", "--users", "40", "--days", "1", "--history-out", str(out)]
+    drift = ["--drift-start", "0.4", "--drift-end", "0.8", "--drift-kind", "both"]
+    drift += ["--drift-price-factor", "1.5"]
+    result = CliRunner().invoke(app, [*args, *drift])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["drift"]["kind"] == "both" and meta["drift"]["price_factor"] == 1.5
+    assert (meta["drift"]["start_fraction"], meta["drift"]["end_fraction"]) == (0.4, 0.8)
+    assert meta["drift"]["cohort_users"] == 40 and meta["n_users"] == 80
+
+
+def test_unknown_drift_kind_is_a_config_error(app: typer.Typer, tmp_path: Path) -> None:
+    args = ["simulate", "--drift-start", "0.5", "--drift-kind", "holiday", "--history-out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, ConfigError)

@@ -1,0 +1,25 @@
+"""Container health check of the liftstream worker: exit 0 when its /metrics endpoint answers 200, else 1.
+
+Standard library only: it runs with the image's Python and imports nothing of liftstream (fast, and healthy
+does not depend on the worker's imports).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+
+
+def main() -> int:
+    url = f"http://127.0.0.1:{os.environ.get('LIFTSTREAM_METRICS_PORT', '9464')}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return 0 if response.status == 200 else 1
+    except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Faust table adapters: reads see staged values, writes reach store and changelog when a batch is flushed.
+
+A batch's table updates are staged when the batch is assembled, so the next batch reads them at once,
+and flushed — to the local store and the changelog — only after the batch's outputs are published (user
+values) or together with them (partials). The store is therefore never ahead of what was published: a
+worker that dies mid-batch leaves a state that a replay of its uncommitted input completes exactly.
+
+Faust's tables and stores take the partition of a write (and, for RocksDB, of a read) from the event
+being processed. A batch spans partitions, so writes name their partition explicitly and run with a
+stand-in current event carrying it — the one place this package touches Faust's internals.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+from faust.streams import _current_event
+from faust.types import TableT
+
+V = TypeVar("V")
+
+
+class _Message:
+    __slots__ = ("partition",)
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+
+
+class _PartitionEvent:
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = _Message(partition)
+
+
+@contextmanager
+def in_partition(partition: int) -> Iterator[None]:
+    """Runs a table access as if processing an event of `partition`."""
+    stand_in = _PartitionEvent(partition)
+    token = _current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class TableView(Generic[V]):
+    def __init__(
+        self,
+        table: TableT,
+        decode: Callable[[Any], V],
+        encode: Callable[[V], Any],
+        *,
+        keep_objects: bool,
+    ) -> None:
+        """`keep_objects`: the store holds values as Python objects (memory store) rather than JSON."""
+        self.table = table
+        self._decode = decode
+        self._encode = encode
+        self._keep = keep_objects
+        self._staged: dict[str, V] = {}
+
+    def get(self, key: str) -> V | None:
+        value = self._staged.get(key)
+        if value is not None:
+            return value
+        raw = self.table.data.get(key)
+        if raw is None:
+            return None
+        # The memory store holds our objects after a write and JSON after recovering from the changelog.
+        return self._decode(raw) if isinstance(raw, dict) else raw  # type: ignore[no-any-return]
+
+    def stage(self, key: str, value: V) -> None:
+        self._staged[key] = value
+
+    def flush(self, writes: Iterable[tuple[str, int, V]]) -> list[Any]:
+        """Writes each (key, partition, value) to the store and the changelog; returns delivery futures."""
+        futures = []
+        data = self.table.data
+        for key, partition, value in writes:
+            raw = self._encode(value)
+            with in_partition(partition):
+                data[key] = value if self._keep else raw
+            futures.append(self.table.send_changelog(partition, key, raw))
+            if self._staged.get(key) is value:
+                del self._staged[key]
+        return futures
+
+    def discard(self, keep: Callable[[str], bool]) -> None:
+        """Drops staged values whose key fails `keep` (partitions handed to another worker)."""
+        self._staged = {k: v for k, v in self._staged.items() if keep(k)}
+
+    def stored(self, key: str) -> V | None:
+        """The value as last flushed (what the changelog holds), ignoring staged ones."""
+        raw = self.table.data.get(key)
+        if raw is None:
+            return None
+        return self._decode(raw) if isinstance(raw, dict) else raw  # type: ignore[no-any-return]

@@ -1,0 +1,74 @@
+"""Topic names, Kafka connection options and the creation of every topic the engine reads or writes.
+
+Inputs keyed by user (clicks, exposures, profiles) must have the same partition count: the engine's
+per-user tables are co-partitioned with them, and Faust assigns partition p of each to one worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+
+from stream.errors import ConfigError, ServiceError
+from stream.events.models import INPUT_EVENTS, OUTPUT_EVENTS
+from stream.outputs.partials import PARTIALS
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+USER_INPUTS = ("clicks", "exposures", "profiles")
+
+
+def topic_names(settings: Settings) -> dict[str, str]:
+    """Logical topic → Kafka topic, for every input, output and internal topic."""
+    names = {t: getattr(settings.topics, t.replace("-", "_")) for t in (*INPUT_EVENTS, *OUTPUT_EVENTS)}
+    names[PARTIALS] = f"{settings.app_id}-{PARTIALS}"
+    return names
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    k = settings.kafka
+    if k.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return create_ssl_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
+
+
+def admin_options(settings: Settings) -> dict[str, Any]:
+    k = settings.kafka
+    options: dict[str, Any] = {"bootstrap_servers": k.bootstrap, "security_protocol": k.security_protocol}
+    if k.sasl_mechanism:
+        options["sasl_mechanism"] = k.sasl_mechanism
+        options["sasl_plain_username"] = k.sasl_username
+        options["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    return options
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Creates missing topics with `topics.partitions` partitions; checks the user inputs agree."""
+    names = topic_names(settings)
+    admin = AIOKafkaAdminClient(**admin_options(settings))
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [name for name in names.values() if name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another worker
+                await admin.create_topics([NewTopic(n, settings.topics.partitions, 1) for n in missing])
+            log.info("created topics %s", ", ".join(missing))
+        described = await admin.describe_topics([names[t] for t in USER_INPUTS])
+    except KafkaError as exc:
+        raise ServiceError(f"Kafka at {settings.kafka.bootstrap} is not usable: {exc}") from exc
+    finally:
+        await admin.close()
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    if len(set(counts.values())) > 1:
+        raise ConfigError(f"topics {', '.join(counts)} must have the same number of partitions, have {counts}")

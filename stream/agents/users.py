@@ -1,0 +1,152 @@
+"""The user-events agent: clicks, exposures and profiles → state, scoring, predictions, rankings, totals.
+
+Per batch (`noack_take`): decode, assemble state changes (staged), and build one scoring request;
+then, in the pipeline, score it (at most `batching.max_in_flight` batches in flight) and finish it in
+input order: publish outputs and partials, wait for their delivery, flush user values, acknowledge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import numpy as np
+from mode import CrashingSupervisor
+
+from stream.agents.engine import Engine
+from stream.agents.topics import USER_INPUTS
+from stream.batching.assemble import ExposureItem, assemble
+from stream.batching.partials import Partial, partial_key
+from stream.batching.pending import UNKNOWN_PROMOTION
+from stream.batching.records import Record, decode_records
+from stream.batching.request import ScoreRequest, build_request
+from stream.batching.scoring import Scored
+from stream.errors import DecodeError
+from stream.events.gate import dead_letter, encode
+from stream.events.models import DeadLetter
+from stream.outputs import Output
+from stream.outputs.predictions import effect_predictions, latencies_s, prediction_outputs
+from stream.outputs.rankings import ranking_outputs
+from stream.scoring.signature import ENCODER, SCORER
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Batch:
+    stream: Any
+    dead: list[DeadLetter]
+    user_writes: list[tuple[str, int, Any]]
+    partial_keys: set[str]
+    done: list[Record]
+
+
+def register(engine: Engine) -> None:
+    s = engine.settings
+    source = engine.app.topic(*engine.user_topics(), key_type=bytes, value_type=bytes,
+                              key_serializer="raw", value_serializer="raw")
+
+    @engine.app.agent(source, name="user-events", supervisor_strategy=CrashingSupervisor)
+    async def user_events(stream: Any) -> None:
+        async for events in stream.noack_take(s.batching.max_size, within=s.batching.max_wait_s):
+            batch, request = take(engine, stream, events)
+            await engine.pipeline.submit(engine.batch_scorer.score(request), partial(finish, engine, batch))
+
+
+def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRequest]:
+    now, wall = datetime.now(UTC), time.time()
+    records = [engine.record(e) for e in events]
+    for record, event in zip(records, events, strict=True):
+        engine.ledger.track(record.tp, record.offset, event)
+    decoded = decode_records(records, engine.names, now)
+    asm = assemble(decoded.valid, engine.user_value, engine.partials.get, engine.config)
+    for uid, (_, value) in asm.users.items():
+        engine.users.stage(uid, value)
+    for key, p in asm.partials.items():
+        engine.partials.stage(key, p)
+
+    registry = engine.registry
+    ready, expired = engine.pending.release(registry.known, wall)
+    known = [i for i in asm.exposures if registry.known(i.event.promotion_id)]
+    unknown = [i for i in asm.exposures if not registry.known(i.event.promotion_id)]
+    expired += engine.pending.hold(unknown, wall)
+    held = {(i.record.tp, i.record.offset) for i in unknown} - {(i.record.tp, i.record.offset) for i in expired}
+    exposures = [(i, p) for i in ready + known if (p := registry.get(i.event.promotion_id)) is not None]
+    request = build_request(exposures, list(asm.rankings.values()), engine.user_value, registry.active())
+
+    m = engine.metrics
+    for topic in USER_INPUTS:
+        outcomes = {o: asm.outcomes[topic, o] for o in ("ok", "late", "duplicate")}
+        m.observe_input(topic, **outcomes)
+    for (topic, reason), n in decoded.reasons.items():
+        m.dead_letter(topic, reason, n)
+    dead = decoded.dead + [_unknown(engine, i, now) for i in expired]
+    if expired:
+        m.dead_letter("exposures", UNKNOWN_PROMOTION, len(expired))
+    done = [r for r in records if (r.tp, r.offset) not in held] + [i.record for i in ready + expired]
+    writes = [(uid, part, value) for uid, (part, value) in asm.users.items()]
+    return Batch(stream, dead, writes, set(asm.partials), done), request
+
+
+def _unknown(engine: Engine, item: ExposureItem, now: datetime) -> DeadLetter:
+    r = item.record
+    wait = engine.settings.windows.unknown_promotion_wait_s
+    error = DecodeError(UNKNOWN_PROMOTION, f"promotion {item.event.promotion_id} unknown after {wait:g}s")
+    return dead_letter(engine.names[r.topic], r.partition, r.offset, r.key, r.value, error, now)
+
+
+async def finish(engine: Engine, batch: Batch, scored: Scored) -> None:
+    k = engine.settings.windows.ranking_top_k
+    predictions = effect_predictions(scored)
+    outputs = [*prediction_outputs(predictions), *ranking_outputs(scored, k)]
+    outputs += [Output("dead-letter", None, encode(d)) for d in batch.dead]
+    keys = batch.partial_keys | _count_predictions(engine, scored)
+    writes = [(key, p.partition, p) for key in sorted(keys) if (p := engine.partials.get(key)) is not None]
+    # Partials go out with the outputs and before the user values: see stream/batching/partials.py.
+    await asyncio.gather(*await engine.publish(outputs), *engine.partials.flush(writes))
+    engine.dirty_partials |= keys
+    await asyncio.gather(*engine.users.flush(batch.user_writes))
+    for record in batch.done:
+        engine.ledger.done(record.tp, record.offset)
+        if record.offset > engine.progress.get(record.tp, -1):
+            engine.progress[record.tp] = record.offset
+    for event in engine.ledger.release():
+        await batch.stream.ack(event)
+    _observe(engine, scored)
+
+
+def _count_predictions(engine: Engine, scored: Scored) -> set[str]:
+    """Counts each exposure's prediction in its partial (once: the partial's mark skips replays)."""
+    groups: dict[str, tuple[Partial, list[int], list[list[float]]]] = {}
+    uplift = scored.uplift[: len(scored.request.exposures)].tolist()
+    for (item, promo), row in zip(scored.request.exposures, uplift, strict=True):
+        key = partial_key(promo.promotion_id, item.record.partition)
+        if key not in groups:
+            fresh = Partial(promo.promotion_id, promo.campaign_id, item.record.partition)
+            groups[key] = (engine.partials.get(key) or fresh, [], [])
+        groups[key][1].append(item.record.offset)
+        groups[key][2].append(row)
+    for key, (current, offsets, rows) in groups.items():
+        order = sorted(range(len(offsets)), key=offsets.__getitem__)
+        engine.partials.stage(key, current.add_predictions([offsets[i] for i in order], [rows[i] for i in order]))
+    return set(groups)
+
+
+def _observe(engine: Engine, scored: Scored) -> None:
+    items = [item for item, _ in scored.request.exposures]
+    n = len(items)
+    if n:
+        engine.metrics.observe_batch(n, latencies_s(items, scored))
+        arms = np.asarray([i.event.arm.value for i in items])
+        engine.drift.update(scored.version, scored.request.user_features[:n], scored.request.promo_attrs[:n],
+                            arms, scored.uplift[:n])
+    if scored.version != engine.model_version and len(scored.request):
+        engine.model_version = scored.version
+        engine.metrics.set_model_version(SCORER, scored.version)
+        engine.metrics.set_model_version(ENCODER, scored.version)
+        log.info("scoring with model version %d", scored.version)

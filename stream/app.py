@@ -1,0 +1,95 @@
+"""The Faust app of a liftstream worker, built from Settings.
+
+Broker connection (SASL/SSL from `settings.kafka`), table store, partitions, and a producer that waits
+for all in-sync replicas and is idempotent (faust only enables idempotence inside transactions, so the
+app brings its own transport). Input and output topics carry raw bytes: decoding is the engine's job,
+so an invalid message becomes a dead letter instead of an error inside Faust.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from stream.agents import effects, promotions, timers, users
+from stream.agents.engine import Engine
+from stream.agents.topics import ssl_context
+from stream.metrics import Metrics
+from stream.scoring.protocol import Scorer
+from stream.scoring.triton import TritonScorer
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMMIT_EVERY = 1000
+COMMIT_INTERVAL_S = 1.0
+
+
+class _IdempotentProducer(driver.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "enable_idempotence": True}
+
+
+class _Transport(driver.Transport):
+    Producer = _IdempotentProducer
+
+
+class LiftstreamApp(faust.App):
+    engine: Engine
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Any:
+        return _Transport(self.conf.broker_producer, self)
+
+
+def credentials(settings: Settings) -> Any:
+    k = settings.kafka
+    context = ssl_context(settings)
+    if k.sasl_mechanism:
+        password = k.sasl_password.get_secret_value() if k.sasl_password else None
+        return faust.SASLCredentials(username=k.sasl_username, password=password, ssl_context=context,
+                                     mechanism=k.sasl_mechanism)
+    return None if context is None else faust.SSLCredentials(context)
+
+
+def create_app(settings: Settings, *, scorer: Scorer | None = None, metrics: Metrics | None = None) -> LiftstreamApp:
+    metrics = metrics or Metrics(CollectorRegistry())
+    datadir = settings.local.run_dir / "workers" / settings.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = LiftstreamApp(
+        settings.app_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(",")],
+        broker_credentials=credentials(settings),
+        store=settings.store,
+        datadir=str(datadir),
+        topic_partitions=settings.topics.partitions,
+        producer_acks=-1,
+        broker_commit_every=COMMIT_EVERY,
+        broker_commit_interval=COMMIT_INTERVAL_S,
+        consumer_auto_offset_reset="earliest",
+        # Room for a few batches per partition ahead of the agent; beyond it Faust stops fetching the
+        # partition (the consumer keeps polling, so the worker stays in its group).
+        stream_buffer_maxsize=max(4096, 4 * settings.batching.max_size),
+        web_enabled=False,
+    )
+    scorer = scorer or TritonScorer.from_settings(settings, observer=metrics)
+    engine = Engine(settings, app, scorer, metrics)
+    app.engine = engine
+    for agents in (users, promotions, effects, timers):
+        agents.register(engine)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        gone = {(engine.logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked}
+        engine.ledger.forget(gone)
+        engine.pending.forget(lambda item: item.record.tp not in gone)
+
+    return app
