@@ -1,4 +1,4 @@
-"""`liftstream export` and `liftstream score`: publish a trained model to a Triton repository, backfill through it."""
+"""`liftstream export` (a trained model into a Triton repository) and `liftstream score` (backfill)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,20 @@ import typer
 
 from stream.errors import ConfigError
 
-Repo = Annotated[
-    Path, typer.Option("--repo", "--model-repo", envvar="LIFTSTREAM_MODEL_REPO", help="Triton model repository")
+ModelDir = Annotated[Path, typer.Option("--model", envvar="LIFTSTREAM_MODEL_DIR", help="trained MODEL_DIR")]
+History = Annotated[Path, typer.Option("--history", envvar="LIFTSTREAM_HISTORY", help="history directory")]
+ExportRepo = Annotated[
+    Path, typer.Option("--repo", envvar="LIFTSTREAM_MODEL_REPO", help="Triton model repository to add to")
+]
+ServedRepo = Annotated[
+    Path,
+    typer.Option("--model-repo", envvar="LIFTSTREAM_MODEL_REPO",
+                 help="Triton model repository the temporary local Triton serves (without --triton-url)"),
+]
+TritonUrl = Annotated[
+    str | None,
+    typer.Option("--triton-url", envvar="LIFTSTREAM_TRITON_URL",
+                 help="Triton gRPC host:port (default: start a temporary local Triton for --model-repo)"),
 ]
 
 
@@ -21,8 +33,8 @@ def register(app: typer.Typer) -> None:
 
 
 def export(
-    model: Annotated[Path, typer.Option("--model", envvar="LIFTSTREAM_MODEL_DIR", help="trained MODEL_DIR")],
-    repo: Repo = Path("triton_repo"),
+    model: ModelDir,
+    repo: ExportRepo = Path("triton_repo"),
     version: Annotated[
         int | None, typer.Option("--version", help="version number (default: one past the repository's last)")
     ] = None,
@@ -37,14 +49,10 @@ def export(
 
 
 def score(
-    history: Annotated[Path, typer.Option("--history", envvar="LIFTSTREAM_HISTORY", help="history directory")],
+    history: History,
     out: Annotated[Path, typer.Option("--out", help="predictions CSV to write")],
-    repo: Repo = Path("triton_repo"),
-    triton_url: Annotated[
-        str | None,
-        typer.Option("--triton-url", envvar="LIFTSTREAM_TRITON_URL",
-                     help="Triton gRPC host:port (default: start a temporary local Triton serving --model-repo)"),
-    ] = None,
+    repo: ServedRepo = Path("triton_repo"),
+    triton_url: TritonUrl = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="exposures per Triton request")] = 1024,
     in_flight: Annotated[int, typer.Option("--in-flight", help="Triton requests in flight")] = 4,
 ) -> None:

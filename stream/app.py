@@ -80,6 +80,9 @@ def create_app(settings: Settings, *, scorer: Scorer | None = None, metrics: Met
         stream_buffer_maxsize=max(4096, 4 * settings.batching.max_size),
         web_enabled=False,
     )
+    # Table writes of a batch go through the producer's send-soon buffer; let a batch's worth in before
+    # Faust holds the stream back for it to drain.
+    app.producer.buffer.max_messages = max(app.producer.buffer.max_messages, 4 * settings.batching.max_size)
     scorer = scorer or TritonScorer.from_settings(settings, observer=metrics)
     engine = Engine(settings, app, scorer, metrics)
     app.engine = engine

@@ -30,12 +30,15 @@ class PromoTextEncoder:
         self._scorer = scorer
         self._registry = registry
         self._tokenizer: Any = None
+        self._loading = asyncio.Lock()
         self._inflight: dict[_Key, asyncio.Future[np.ndarray]] = {}
 
     async def encode(self, texts: list[str], version: int) -> np.ndarray:
         """One encoder request for `texts`: float32 [len(texts), PROMO_DIM]."""
-        if self._tokenizer is None:
-            self._tokenizer = await asyncio.to_thread(load_tokenizer)
+        async with self._loading:
+            # One loader: importing transformers from two threads at once breaks its lazy imports.
+            if self._tokenizer is None:
+                self._tokenizer = await asyncio.to_thread(load_tokenizer)
         ids, mask = tokenize(self._tokenizer, texts)
         return await self._scorer.encode(ids, mask, version=version)
 
