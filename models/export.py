@@ -91,6 +91,12 @@ def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...],
     return traced
 
 
+def pinned_devices(scripted: torch.jit.ScriptModule) -> list[str]:
+    """TorchScript lines that create or move a tensor to a fixed device (tracing records `x.device` so)."""
+    codes = (getattr(sub, "code", "") for _, sub in scripted.named_modules())  # unused submodules have none
+    return [line.strip() for code in codes for line in code.splitlines() if 'torch.device("' in line]
+
+
 def verify(
     module: torch.nn.Module, scripted: torch.jit.ScriptModule, checks: list[tuple[torch.Tensor, ...]]
 ) -> None:
@@ -105,23 +111,27 @@ def verify(
 
 
 def export_model(model_dir: Path, repo: Path, version: int | None = None) -> Exported:
-    encoder, scorer, meta = load_model(model_dir)
-    try:
-        reference = np.load(model_dir / "reference_matrix.npz")
-    except OSError as exc:
-        raise ModelError(f"{model_dir} has no reference_matrix.npz: {exc}") from exc
+    """Adds `version` (default: the next one) of the model in MODEL_DIR to the repository."""
     version = next_version(repo) if version is None else version
     if version < 1:
         raise ModelError(f"versions start at 1, got {version}")
     taken = [m for m in SPECS if (repo / m / str(version)).exists()]
     if taken:
         raise ModelError(f"{repo} already has version {version} of {', '.join(taken)}")
+    try:
+        with np.load(model_dir / "reference_matrix.npz") as npz:
+            reference = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{model_dir} has no reference_matrix.npz: {exc}") from exc
+    encoder, scorer, meta = load_model(model_dir)
 
     rng = np.random.default_rng(0)
+    full = sig.MAX_TOKENS
     user, attrs = reference["user_features"][:16], reference["promo_attrs"][:16]
+    # Checks differ from the example in batch size and padding, so a frozen shape or branch shows.
     modules: dict[str, tuple[torch.nn.Module, tuple[Any, ...], list[Any]]] = {
-        sig.ENCODER: (encoder, encoder_examples(rng, [9, sig.MAX_TOKENS, 3, 20]),
-                      [encoder_examples(rng, [sig.MAX_TOKENS]), encoder_examples(rng, [5, 17, 2, 64, 40])]),
+        sig.ENCODER: (encoder, encoder_examples(rng, [9, full, 3, 20]),
+                      [encoder_examples(rng, [full]), encoder_examples(rng, [5, 17, 2, full, 40])]),
         sig.SCORER: (scorer, scorer_examples(rng, user[:8], attrs[:8]),
                      [scorer_examples(rng, user[:1], attrs[:1]), scorer_examples(rng, user, attrs)]),
     }
@@ -132,7 +142,13 @@ def export_model(model_dir: Path, repo: Path, version: int | None = None) -> Exp
             names = tuple(t.name for t in SPECS[name].inputs)
             out = staging / name
             out.mkdir()
-            trace(module, example, checks, names).save(str(out / "model.pt"))
+            traced = trace(module, example, checks, names)
+            pinned = pinned_devices(traced)
+            if pinned:
+                # The CPU twin serves it, but libtorch on a GPU would mix CPU and CUDA tensors and fail.
+                log.warning("%s TorchScript pins %d tensors to a device, e.g. `%s`; it cannot serve on a GPU",
+                            name, len(pinned), pinned[0])
+            traced.save(str(out / "model.pt"))
             verify(module, load_torchscript(out / "model.pt"), [example, *checks])
             shutil.copyfile(twin.__file__, out / "model.py")
         scorer_dir = staging / sig.SCORER

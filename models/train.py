@@ -36,14 +36,15 @@ _TWEEDIE_POWER = 1.5
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 2048
+    epochs: int = 16
+    batch_size: int = 1024
     lr: float = 2e-3
     backbone_lr: float = 3e-5
     weight_decay: float = 1e-4
     hidden: tuple[int, ...] = (128, 64)
     dropout: float = 0.1
     uplift_l2: float = 1e-2
+    outcome_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
     ema_decay: float = 0.99
     patience: int = 4
     val_fraction: float = 0.15
@@ -127,6 +128,7 @@ def _batch_loss(
     tokens: PromoTokens,
     batch: dict[str, torch.Tensor],
     uplift_l2: float,
+    outcome_weights: torch.Tensor,
 ) -> torch.Tensor:
     unique, inverse = torch.unique(batch["promo"], return_inverse=True)
     vectors = encoder(tokens.input_ids[unique], tokens.attention_mask[unique])[inverse]
@@ -135,7 +137,7 @@ def _batch_loss(
     y = batch["labels"]
     binary = F.binary_cross_entropy_with_logits(link[:, :N_BINARY], y[:, :N_BINARY], reduction="none")
     revenue = tweedie_loss(link[:, N_BINARY:], y[:, N_BINARY:] / scorer.revenue_scale)
-    per_row = torch.cat([binary, revenue], dim=1).sum(dim=1)
+    per_row = torch.cat([binary, revenue], dim=1) @ outcome_weights
     w = batch["weight"]
     # Shrinks the effect's variation across rows, not its average: a constant effect is the prior.
     heterogeneity = (offset - offset.mean(dim=0)).pow(2).mean()
@@ -212,6 +214,7 @@ def _train(
     # Validation and the saved weights use an exponential moving average of the weights: uplift is
     # a small difference of two noisy heads, and averaging over steps steadies its ranking.
     averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    outcome_weights = torch.tensor(config.outcome_weights, dtype=torch.float32, device=dev)
     generator = torch.Generator().manual_seed(seed)
     outcome = OUTCOMES.index(config.select_outcome)
     best: tuple[float, int, Any] = (-np.inf, 0, None)
@@ -223,7 +226,7 @@ def _train(
         for start in range(0, len(order), config.batch_size):
             rows = order[start : start + config.batch_size]
             batch = {k: v[rows] for k, v in data.items()}
-            loss = _batch_loss(encoder, scorer, tokens, batch, config.uplift_l2)
+            loss = _batch_loss(encoder, scorer, tokens, batch, config.uplift_l2, outcome_weights)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-# The stub embeds the interpreter in isolated mode, which ignores PYTHONPATH; the launcher names the serving
-# environment's site-packages there, so put it first on the path before numpy and torch are imported.
+# The stub embeds the interpreter in isolated mode, which ignores PYTHONPATH: honour it here, so a launcher
+# that names the serving environment's packages only there (not via the python3 on PATH) works too.
 for _entry in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
     if _entry and _entry not in sys.path:
         sys.path.insert(0, _entry)

@@ -15,6 +15,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
+from mode.types.signals import BaseSignalT
 from prometheus_client import CollectorRegistry
 
 from stream.agents import effects, promotions, timers, users
@@ -55,12 +56,15 @@ def credentials(settings: Settings) -> Any:
     context = ssl_context(settings)
     if k.sasl_mechanism:
         password = k.sasl_password.get_secret_value() if k.sasl_password else None
-        return faust.SASLCredentials(username=k.sasl_username, password=password, ssl_context=context,
-                                     mechanism=k.sasl_mechanism)
+        return faust.SASLCredentials(
+            username=k.sasl_username, password=password, ssl_context=context, mechanism=k.sasl_mechanism
+        )
     return None if context is None else faust.SSLCredentials(context)
 
 
-def create_app(settings: Settings, *, scorer: Scorer | None = None, metrics: Metrics | None = None) -> LiftstreamApp:
+def create_app(
+    settings: Settings, *, scorer: Scorer | None = None, metrics: Metrics | None = None
+) -> LiftstreamApp:
     metrics = metrics or Metrics(CollectorRegistry())
     datadir = settings.local.run_dir / "workers" / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +94,8 @@ def create_app(settings: Settings, *, scorer: Scorer | None = None, metrics: Met
         agents.register(engine)
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+    async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        revoked: set[TP] = args[0]  # the signal is sent as on_partitions_revoked.send(revoked)
         gone = {(engine.logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked}
         engine.ledger.forget(gone)
         engine.pending.forget(lambda item: item.record.tp not in gone)

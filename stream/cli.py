@@ -25,13 +25,15 @@ def _register() -> None:
     from models import cli as models_cli
     from models import serving_cli
     from stream import worker_cli
+    from stream.bench import cli as bench_cli
     from stream.demo import cli as demo_cli
     from stream.events import cli as events_cli
     from stream.local import cli as local_cli
     from stream.monitor import cli as monitor_cli
     from stream.simulate import cli as simulate_cli
 
-    for module in (local_cli, events_cli, simulate_cli, models_cli, serving_cli, worker_cli, monitor_cli, demo_cli):
+    for module in (local_cli, events_cli, simulate_cli, models_cli, serving_cli, worker_cli, monitor_cli,
+                   demo_cli, bench_cli):
         module.register(app)
 
 

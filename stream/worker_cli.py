@@ -32,20 +32,44 @@ def register(app: typer.Typer) -> None:
 
 
 def worker(
-    bootstrap: Annotated[str | None, typer.Option(
-        "--bootstrap", envvar="LIFTSTREAM_KAFKA__BOOTSTRAP", help="Kafka bootstrap servers host:port[,...]")] = None,
-    triton_url: Annotated[str | None, typer.Option(
-        "--triton-url", envvar="LIFTSTREAM_TRITON_URL", help="Triton gRPC endpoint host:port")] = None,
-    metrics_port: Annotated[int | None, typer.Option(
-        "--metrics-port", envvar="LIFTSTREAM_METRICS_PORT", help="/metrics port (0 disables)")] = None,
-    partitions: Annotated[int | None, typer.Option(
-        "--partitions", envvar="LIFTSTREAM_TOPICS__PARTITIONS", help="partitions of topics the worker creates")] = None,
-    app_id: Annotated[str | None, typer.Option(
-        "--app-id", envvar="LIFTSTREAM_APP_ID", help="consumer group and table prefix; workers sharing it split the work")] = None,
-    store: Annotated[str | None, typer.Option(
-        "--store", envvar="LIFTSTREAM_STORE", help="table store: memory:// or rocksdb://")] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            "--bootstrap",
+            envvar="LIFTSTREAM_KAFKA__BOOTSTRAP",
+            help="Kafka bootstrap servers host:port[,...]",
+        ),
+    ] = None,
+    triton_url: Annotated[
+        str | None,
+        typer.Option("--triton-url", envvar="LIFTSTREAM_TRITON_URL", help="Triton gRPC endpoint host:port"),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", envvar="LIFTSTREAM_METRICS_PORT", help="/metrics port (0 disables)"),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions",
+            envvar="LIFTSTREAM_TOPICS__PARTITIONS",
+            help="partitions of topics the worker creates",
+        ),
+    ] = None,
+    app_id: Annotated[
+        str | None,
+        typer.Option(
+            "--app-id",
+            envvar="LIFTSTREAM_APP_ID",
+            help="consumer group and table prefix; workers sharing it split the work",
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", envvar="LIFTSTREAM_STORE", help="table store: memory:// or rocksdb://"),
+    ] = None,
 ) -> None:
-    """Consumes clicks, exposures, profiles and promotions; publishes predictions, effects, rankings, drift."""
+    """Consumes clicks, exposures, profiles, promotions; publishes predictions, effects, rankings, drift."""
     given = {"triton_url": triton_url, "metrics_port": metrics_port, "app_id": app_id, "store": store}
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if bootstrap is not None:
@@ -70,6 +94,7 @@ def run_worker(settings: Settings) -> None:
     metrics = Metrics(registry)
     serve(settings.metrics_port, registry)
     app = create_app(settings, metrics=metrics)
+    app.engine.encoder.load()
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
@@ -82,8 +107,10 @@ async def _served_version(url: str) -> int:
             try:
                 index = await client.get_model_repository_index(as_json=True, client_timeout=10.0)
             except InferenceServerException as exc:
-                raise ServiceError(f"Triton at {url} is not reachable ({exc.status() or exc}); "
-                                   "start it with `liftstream local up` or pass --triton-url") from exc
+                raise ServiceError(
+                    f"Triton at {url} is not reachable ({exc.status() or exc}); "
+                    "start it with `liftstream local up` or pass --triton-url"
+                ) from exc
             version = newest_common_ready(index)
             if version is not None:
                 return version
@@ -91,8 +118,10 @@ async def _served_version(url: str) -> int:
             if not {ENCODER, SCORER} <= listed:
                 raise ModelError(NO_MODEL.format(url=url, models=f"{ENCODER} and {SCORER}"))
             if time.monotonic() > deadline:
-                raise ModelError(f"Triton at {url} lists {ENCODER} and {SCORER} but has no common version "
-                                 f"ready after {LOAD_WAIT_S:g}s; see Triton's log")
+                raise ModelError(
+                    f"Triton at {url} lists {ENCODER} and {SCORER} but has no common version "
+                    f"ready after {LOAD_WAIT_S:g}s; see Triton's log"
+                )
             await asyncio.sleep(1.0)
     finally:
         await client.close()

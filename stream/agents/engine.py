@@ -10,9 +10,9 @@ from typing import Any
 
 import faust
 
-from stream.alerts import AlertGate
 from stream.agents.tables import TableView, in_partition
 from stream.agents.topics import USER_INPUTS, topic_names
+from stream.alerts import AlertGate
 from stream.batching.acks import AckLedger
 from stream.batching.partials import Partial
 from stream.batching.pending import PendingExposures
@@ -63,25 +63,51 @@ class Engine:
         s, app = self.settings, self.app
         self.names = topic_names(s)
         self.logical = {kafka: logical for logical, kafka in self.names.items()}
-        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
         self.topics = {t: app.topic(name, **raw) for t, name in self.names.items()}
         keep = s.store.startswith("memory")
         n = s.topics.partitions
-        self.users = TableView(app.Table("users", partitions=n, key_type=str), UserValue.from_json,
-                               UserValue.to_json, keep_objects=keep)
-        self.partials = TableView(app.Table("partials", partitions=n, key_type=str), Partial.from_json,
-                                  Partial.to_json, keep_objects=keep)
-        self.merged = TableView(app.Table("campaign-totals", partitions=n, key_type=str), dict, dict,
-                                keep_objects=False)
+        self.users = TableView(
+            app.Table("users", partitions=n, key_type=str),
+            UserValue.from_json,
+            UserValue.to_json,
+            keep_objects=keep,
+        )
+        self.partials = TableView(
+            app.Table("partials", partitions=n, key_type=str),
+            Partial.from_json,
+            Partial.to_json,
+            keep_objects=keep,
+        )
+        self.merged = TableView(
+            app.Table("campaign-totals", partitions=n, key_type=str), dict, dict, keep_objects=False
+        )
         # Every worker needs every promotion; the registry is small and always held in memory.
-        registry_table = app.GlobalTable("promotion-registry", partitions=1, key_type=str, store="memory://",
-                                         synchronize_all_active_partitions=True, recovery_buffer_size=1)
+        registry_table = app.GlobalTable(
+            "promotion-registry",
+            partitions=1,
+            key_type=str,
+            store="memory://",
+            synchronize_all_active_partitions=True,
+            recovery_buffer_size=1,
+        )
         self._registry_table = registry_table
         self.registry = Registry(registry_table.data, self._write_registry)
-        self.encoder = PromoTextEncoder(self.scorer, self.registry)
+        self.encoder = PromoTextEncoder(self.scorer)
         b = s.batching
-        self.batch_scorer = BatchScorer(self.scorer, self.encoder, backoff_base_s=b.backoff_base_s,
-                                        backoff_max_s=b.backoff_max_s, inflight=self.metrics.track_inflight)
+        self.batch_scorer = BatchScorer(
+            self.scorer,
+            self.registry,
+            self.encoder,
+            backoff_base_s=b.backoff_base_s,
+            backoff_max_s=b.backoff_max_s,
+            inflight=self.metrics.track_inflight,
+        )
         self.config = UserConfig.from_settings(s)
         self.pending = PendingExposures(s.windows.unknown_promotion_wait_s)
         self.pipeline = Pipeline(b.max_in_flight, on_error=self._crash)

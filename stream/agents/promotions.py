@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +21,6 @@ from stream.events.gate import encode
 from stream.events.models import PromotionEvent
 from stream.outputs import Output
 from stream.registry.promos import Promo, apply_event
-from stream.scoring.triton import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +47,31 @@ async def handle(engine: Engine, events: list[Any]) -> None:
         updated = apply_event(current, event)
         if updated is not None:
             changed[event.promotion_id] = updated
-    futures = [engine.registry.put(p) for p in changed.values()]
+    promos = await _encoded(engine, list(changed.values()))
+    futures = [engine.registry.put(p) for p in promos]
     futures += await engine.publish(Output("dead-letter", None, encode(d)) for d in decoded.dead)
+    await asyncio.gather(*futures)
     engine.metrics.observe_input("promotions", ok=len(decoded.valid))
     for (topic, reason), n in decoded.reasons.items():
         engine.metrics.dead_letter(topic, reason, n)
-    await asyncio.gather(*futures)
-    active = [pid for pid, p in changed.items() if p.active]
-    if active:
-        await _encode(engine, active)
-        log.info("registry: %d promotions updated, %d encoded", len(changed), len(active))
+    if promos:
+        log.info("registry: %d promotions updated", len(promos))
 
 
-async def _encode(engine: Engine, promotion_ids: list[str]) -> None:
-    """Vectors for the served version; retried while Triton is away (scoring would otherwise wait on it)."""
-    b, rng, attempt = engine.settings.batching, random.Random(), 0
-    while True:
-        try:
-            await engine.encoder.vectors(promotion_ids, await engine.scorer.model_version())
-            return
-        except ScoringError as exc:
-            delay = backoff_delay(attempt, b.backoff_base_s, b.backoff_max_s, rng.random())
-            log.warning("encoding %d promotions failed (%s); retrying in %.2fs", len(promotion_ids), exc, delay)
-            await asyncio.sleep(delay)
-            attempt += 1
+async def _encoded(engine: Engine, promos: list[Promo]) -> list[Promo]:
+    """Active promotions with a vector for the served version, so exposures find one ready.
+
+    Tried for as long as Triton's client retries; if Triton stays away the entries are stored without
+    vectors (exposures must not wait on Triton for their promotion to become known) and scoring
+    encodes them when it can.
+    """
+    active = [p for p in promos if p.active]
+    if not active:
+        return promos
+    try:
+        version = await engine.scorer.model_version()
+        encoded = {p.promotion_id: p for p in await engine.encoder.with_vectors(active, version)}
+    except ScoringError as exc:
+        log.warning("storing %d promotions without vectors: %s", len(active), exc)
+        return promos
+    return [encoded.get(p.promotion_id, p) for p in promos]

@@ -51,7 +51,8 @@ async def publish_partials(engine: Engine, *, full: bool) -> None:
     if full:
         keys |= set(engine.partials.table.data.keys())
     outputs = [
-        snapshot(p) for key in sorted(keys)
+        snapshot(p)
+        for key in sorted(keys)
         if (p := engine.partials.stored(key)) is not None and p.partition in owned
     ]
     if outputs:

@@ -71,4 +71,6 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
     counts = {d["topic"]: len(d["partitions"]) for d in described}
     if len(set(counts.values())) > 1:
-        raise ConfigError(f"topics {', '.join(counts)} must have the same number of partitions, have {counts}")
+        raise ConfigError(
+            f"topics {', '.join(counts)} must have the same number of partitions, have {counts}"
+        )

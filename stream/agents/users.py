@@ -44,12 +44,15 @@ class Batch:
     user_writes: list[tuple[str, int, Any]]
     partial_keys: set[str]
     done: list[Record]
+    taken: float
+    wall: float
 
 
 def register(engine: Engine) -> None:
     s = engine.settings
-    source = engine.app.topic(*engine.user_topics(), key_type=bytes, value_type=bytes,
-                              key_serializer="raw", value_serializer="raw")
+    source = engine.app.topic(
+        *engine.user_topics(), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
 
     @engine.app.agent(source, name="user-events", supervisor_strategy=CrashingSupervisor)
     async def user_events(stream: Any) -> None:
@@ -75,8 +78,10 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
     known = [i for i in asm.exposures if registry.known(i.event.promotion_id)]
     unknown = [i for i in asm.exposures if not registry.known(i.event.promotion_id)]
     expired += engine.pending.hold(unknown, wall)
-    held = {(i.record.tp, i.record.offset) for i in unknown} - {(i.record.tp, i.record.offset) for i in expired}
-    exposures = [(i, p) for i in ready + known if (p := registry.get(i.event.promotion_id)) is not None]
+    held = {(i.record.tp, i.record.offset) for i in unknown} - {
+        (i.record.tp, i.record.offset) for i in expired
+    }
+    exposures = [(i, promo) for i in ready + known if (promo := registry.get(i.event.promotion_id)) is not None]
     request = build_request(exposures, list(asm.rankings.values()), engine.user_value, registry.active())
 
     m = engine.metrics
@@ -90,7 +95,7 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
         m.dead_letter("exposures", UNKNOWN_PROMOTION, len(expired))
     done = [r for r in records if (r.tp, r.offset) not in held] + [i.record for i in ready + expired]
     writes = [(uid, part, value) for uid, (part, value) in asm.users.items()]
-    return Batch(stream, dead, writes, set(asm.partials), done), request
+    return Batch(stream, dead, writes, set(asm.partials), done, time.perf_counter(), wall), request
 
 
 def _unknown(engine: Engine, item: ExposureItem, now: datetime) -> DeadLetter:
@@ -106,7 +111,9 @@ async def finish(engine: Engine, batch: Batch, scored: Scored) -> None:
     outputs = [*prediction_outputs(predictions), *ranking_outputs(scored, k)]
     outputs += [Output("dead-letter", None, encode(d)) for d in batch.dead]
     keys = batch.partial_keys | _count_predictions(engine, scored)
-    writes = [(key, p.partition, p) for key in sorted(keys) if (p := engine.partials.get(key)) is not None]
+    writes = [
+        (key, part.partition, part) for key in sorted(keys) if (part := engine.partials.get(key)) is not None
+    ]
     # Partials go out with the outputs and before the user values: see stream/batching/partials.py.
     await asyncio.gather(*await engine.publish(outputs), *engine.partials.flush(writes))
     engine.dirty_partials |= keys
@@ -115,9 +122,20 @@ async def finish(engine: Engine, batch: Batch, scored: Scored) -> None:
         engine.ledger.done(record.tp, record.offset)
         if record.offset > engine.progress.get(record.tp, -1):
             engine.progress[record.tp] = record.offset
-    for event in engine.ledger.release():
+    released = engine.ledger.release()
+    for event in released:
         await batch.stream.ack(event)
     _observe(engine, scored)
+    log.debug(
+        "batch: %d events, %d rows scored at v%d, %d outputs, %d acked, %.1f ms since taken (scored %.1f ms)",
+        len(batch.done),
+        len(scored.request),
+        scored.version,
+        len(outputs),
+        len(released),
+        (time.perf_counter() - batch.taken) * 1e3,
+        (scored.scored_at.timestamp() - batch.wall) * 1e3,
+    )
 
 
 def _count_predictions(engine: Engine, scored: Scored) -> set[str]:
@@ -133,7 +151,9 @@ def _count_predictions(engine: Engine, scored: Scored) -> set[str]:
         groups[key][2].append(row)
     for key, (current, offsets, rows) in groups.items():
         order = sorted(range(len(offsets)), key=offsets.__getitem__)
-        engine.partials.stage(key, current.add_predictions([offsets[i] for i in order], [rows[i] for i in order]))
+        engine.partials.stage(
+            key, current.add_predictions([offsets[i] for i in order], [rows[i] for i in order])
+        )
     return set(groups)
 
 
@@ -143,8 +163,13 @@ def _observe(engine: Engine, scored: Scored) -> None:
     if n:
         engine.metrics.observe_batch(n, latencies_s(items, scored))
         arms = np.asarray([i.event.arm.value for i in items])
-        engine.drift.update(scored.version, scored.request.user_features[:n], scored.request.promo_attrs[:n],
-                            arms, scored.uplift[:n])
+        engine.drift.update(
+            scored.version,
+            scored.request.user_features[:n],
+            scored.request.promo_attrs[:n],
+            arms,
+            scored.uplift[:n],
+        )
     if scored.version != engine.model_version and len(scored.request):
         engine.model_version = scored.version
         engine.metrics.set_model_version(SCORER, scored.version)

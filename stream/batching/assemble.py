@@ -83,7 +83,9 @@ def assemble(
     return out
 
 
-def _count(out: Assembly, record: Record, deltas: list[Delta], partial: Callable[[str], Partial | None]) -> None:
+def _count(
+    out: Assembly, record: Record, deltas: list[Delta], partial: Callable[[str], Partial | None]
+) -> None:
     # All deltas of one event for one promotion go in together: the partial's mark then covers the event.
     by_promotion: defaultdict[str, list[Delta]] = defaultdict(list)
     for d in deltas:

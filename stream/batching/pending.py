@@ -35,7 +35,9 @@ class PendingExposures:
         self._held.extend(Held(item, now + self.wait_s) for item in items[:room])
         return items[room:]
 
-    def release(self, known: Callable[[str], bool], now: float) -> tuple[list[ExposureItem], list[ExposureItem]]:
+    def release(
+        self, known: Callable[[str], bool], now: float
+    ) -> tuple[list[ExposureItem], list[ExposureItem]]:
         """(now known, in the order they arrived; expired) — both leave the hold."""
         ready: list[ExposureItem] = []
         expired: list[ExposureItem] = []

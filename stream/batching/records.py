@@ -49,6 +49,8 @@ def decode_records(records: Iterable[Record], kafka_names: Mapping[str, str], no
             valid.append((record, decode(record.topic, record.value)))
         except DecodeError as exc:
             source = kafka_names.get(record.topic, record.topic)
-            dead.append(dead_letter(source, record.partition, record.offset, record.key, record.value, exc, now))
+            dead.append(
+                dead_letter(source, record.partition, record.offset, record.key, record.value, exc, now)
+            )
             reasons[record.topic, exc.reason] += 1
     return Decoded(valid, dead, reasons)

@@ -62,7 +62,9 @@ def build_request(
         groups.append(RankGroup(rank, tuple(chosen), slice(start, len(promos))))
     user_features, promo_attrs = exposure_matrices(
         [v.features for v in values],
-        np.asarray([v.profile_vector() for v in values], dtype=np.float32).reshape(len(values), len(NO_PROFILE)),
+        np.asarray([v.profile_vector() for v in values], dtype=np.float32).reshape(
+            len(values), len(NO_PROFILE)
+        ),
         [v.interests for v in values],
         [p.info for p in promos],
         np.asarray(times, dtype=np.float64),

@@ -21,7 +21,8 @@ import numpy as np
 
 from stream.batching.request import ScoreRequest
 from stream.errors import ScoringError
-from stream.registry.encoder import PromoTextEncoder
+from stream.registry.encoder import PromoTextEncoder, registry_vectors
+from stream.registry.registry import Registry
 from stream.scoring.protocol import Scorer
 from stream.scoring.signature import OUTCOMES, PROMO_DIM
 from stream.scoring.triton import backoff_delay
@@ -62,6 +63,7 @@ class BatchScorer:
     def __init__(
         self,
         scorer: Scorer,
+        registry: Registry,
         encoder: PromoTextEncoder,
         *,
         backoff_base_s: float = 0.1,
@@ -69,6 +71,7 @@ class BatchScorer:
         inflight: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.scorer = scorer
+        self.registry = registry
         self.encoder = encoder
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -86,7 +89,9 @@ class BatchScorer:
             except ScoringError as exc:
                 self.outage.failed(str(exc))
                 delay = backoff_delay(attempt, self.backoff_base_s, self.backoff_max_s, self._rng.random())
-                log.warning("scoring a batch of %d rows failed (%s); retrying in %.2fs", len(request), exc, delay)
+                log.warning(
+                    "scoring a batch of %d rows failed (%s); retrying in %.2fs", len(request), exc, delay
+                )
                 await asyncio.sleep(delay)
                 attempt += 1
 
@@ -94,14 +99,18 @@ class BatchScorer:
         if not len(request):
             # Nothing to score (a batch of clicks and profiles): no reason to wait for Triton.
             empty = np.zeros((0, len(OUTCOMES)), dtype=np.float32)
-            return Scored(request, empty, empty, self.version, datetime.now(UTC))
+            version = self.version or await self.scorer.model_version()
+            self.outage.recovered()
+            return Scored(request, empty, empty, version, datetime.now(UTC))
         version = await self.scorer.model_version()
-        promos = await self.encoder.vectors(request.promotion_ids, version)
+        promos = await registry_vectors(self.registry, self.encoder, request.promotion_ids, version)
         order = {pid: i for i, pid in enumerate(promos)}
         table = np.asarray([promos[pid].vectors[version] for pid in order], dtype=np.float32)
         vectors = table.reshape(-1, PROMO_DIM)[[order[pid] for pid in request.promotion_ids]]
         with self._inflight() if self._inflight is not None else nullcontext():
-            result = await self.scorer.score(request.user_features, vectors, request.promo_attrs, version=version)
+            result = await self.scorer.score(
+                request.user_features, vectors, request.promo_attrs, version=version
+            )
         self.outage.recovered()
         self.version = result.model_version
         return Scored(request, result.p_treated, result.p_control, result.model_version, datetime.now(UTC))

@@ -35,8 +35,11 @@ class UserConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UserConfig:
-        return cls(FeatureConfig.from_settings(settings), AttributionConfig.from_settings(settings),
-                   float(settings.windows.ranking_interval_s))
+        return cls(
+            FeatureConfig.from_settings(settings),
+            AttributionConfig.from_settings(settings),
+            float(settings.windows.ranking_interval_s),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,10 @@ def apply_click(
     ts, session = row[0], row[4]
     rank = applied is Applied.applied and (
         value.ranked_ts is None
-        or (ts >= value.ranked_ts and (session != value.session or ts - value.ranked_ts >= config.ranking_interval_s))
+        or (
+            ts >= value.ranked_ts
+            and (session != value.session or ts - value.ranked_ts >= config.ranking_interval_s)
+        )
     )
     marker = {"session": session, "ranked_ts": ts} if rank else {}
     return _at(value, topic, offset, features=state, attribution=attributed, **marker), applied, deltas, rank
@@ -117,17 +123,23 @@ def apply_exposure(
     value: UserValue, topic: str, offset: int, exposure: ExposureEvent, config: UserConfig
 ) -> tuple[UserValue, Applied, Delta | None]:
     state, applied = features.apply_exposure(value.features, features.exposure_row(exposure), config.features)
-    attributed, delta, _ = attribution.apply_exposure(value.attribution, exposure_fact(exposure), config.attribution)
+    attributed, delta, _ = attribution.apply_exposure(
+        value.attribution, exposure_fact(exposure), config.attribution
+    )
     return _at(value, topic, offset, features=state, attribution=attributed), applied, delta
 
 
-def apply_profile(value: UserValue, topic: str, offset: int, profile: UserProfileEvent) -> tuple[UserValue, Applied]:
+def apply_profile(
+    value: UserValue, topic: str, offset: int, profile: UserProfileEvent
+) -> tuple[UserValue, Applied]:
     """The newest profile by event time wins; an older one is late and only moves the offset."""
     ts = profile.ts.timestamp()
     if value.profile_ts is not None and ts < value.profile_ts:
         return _at(value, topic, offset), Applied.late
     vector = tuple(float(x) for x in profile_vector(profile))
-    return _at(value, topic, offset, profile=vector, interests=profile_interests(profile), profile_ts=ts), Applied.applied
+    return _at(
+        value, topic, offset, profile=vector, interests=profile_interests(profile), profile_ts=ts
+    ), Applied.applied
 
 
 def session_hash(session_id: str) -> int:

@@ -31,7 +31,12 @@ class DriftMonitor:
         self.detector: DriftDetector | None = None
 
     def update(
-        self, version: int, user_features: np.ndarray, promo_attrs: np.ndarray, arm: np.ndarray, uplift: np.ndarray
+        self,
+        version: int,
+        user_features: np.ndarray,
+        promo_attrs: np.ndarray,
+        arm: np.ndarray,
+        uplift: np.ndarray,
     ) -> None:
         if version != self.version:
             self._load(version)

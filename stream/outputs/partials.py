@@ -33,7 +33,7 @@ def read_snapshot(value: bytes) -> Partial:
 
 
 def offer(stored: Mapping[str, Any] | None, partial: Partial) -> dict[str, Any] | None:
-    """The promotion's merged value with `partial` in it, or None when it holds this snapshot or a newer one."""
+    """The merged value with `partial` in it; None when it already holds this snapshot or a newer one."""
     parts = dict(stored["parts"]) if stored else {}
     old = parts.get(str(partial.partition))
     if old is not None and Partial.from_json(old).progress() >= partial.progress():
@@ -48,11 +48,22 @@ def merged_totals(stored: Mapping[str, Any]) -> PromotionTotals:
 
 
 def effect(
-    stored: Mapping[str, Any], goal: PromotionGoal, model_version: int, now: datetime, min_exposures_per_arm: int
+    stored: Mapping[str, Any],
+    goal: PromotionGoal,
+    model_version: int,
+    now: datetime,
+    min_exposures_per_arm: int,
 ) -> CampaignEffect:
     first = Partial.from_json(next(iter(stored["parts"].values())))
-    return campaign_effect(merged_totals(stored), goal, first.campaign_id, first.promotion_id, model_version, now,
-                           min_exposures_per_arm=min_exposures_per_arm)
+    return campaign_effect(
+        merged_totals(stored),
+        goal,
+        first.campaign_id,
+        first.promotion_id,
+        model_version,
+        now,
+        min_exposures_per_arm=min_exposures_per_arm,
+    )
 
 
 def effect_output(e: CampaignEffect) -> Output:

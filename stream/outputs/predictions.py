@@ -33,22 +33,27 @@ def effect_predictions(scored: Scored) -> list[EffectPrediction]:
     out = []
     for i, item in enumerate(items):
         ev, t, c = item.event, p_t[i], p_c[i]
-        scores = {o: OutcomeScores(p_treated=t[j], p_control=c[j], uplift=t[j] - c[j]) for j, o in enumerate(OUTCOMES)}
-        out.append(EffectPrediction(
-            event_id=ev.event_id,
-            user_id=ev.user_id,
-            promotion_id=ev.promotion_id,
-            campaign_id=ev.campaign_id,
-            arm=ev.arm,
-            model_version=scored.version,
-            visit=scores["visit"],
-            conversion=scores["conversion"],
-            revenue=scores["revenue"],
-            expected_incremental_revenue=t[REVENUE] - c[REVENUE],
-            event_ts=ev.ts,
-            scored_at=scored.scored_at,
-            latency_ms=latency_ms[i],
-        ))
+        scores = {
+            o: OutcomeScores(p_treated=t[j], p_control=c[j], uplift=t[j] - c[j])
+            for j, o in enumerate(OUTCOMES)
+        }
+        out.append(
+            EffectPrediction(
+                event_id=ev.event_id,
+                user_id=ev.user_id,
+                promotion_id=ev.promotion_id,
+                campaign_id=ev.campaign_id,
+                arm=ev.arm,
+                model_version=scored.version,
+                visit=scores["visit"],
+                conversion=scores["conversion"],
+                revenue=scores["revenue"],
+                expected_incremental_revenue=t[REVENUE] - c[REVENUE],
+                event_ts=ev.ts,
+                scored_at=scored.scored_at,
+                latency_ms=latency_ms[i],
+            )
+        )
     return out
 
 

@@ -33,8 +33,13 @@ def ranking(group: RankGroup, scored: Scored, k: int) -> PromotionRanking:
         )
         for i in top_k(ids, uplift[:, REVENUE], k)
     ]
-    return PromotionRanking(user_id=group.item.user_id, session_id=group.item.session_id,
-                            model_version=scored.version, ranked=ranked, scored_at=scored.scored_at)
+    return PromotionRanking(
+        user_id=group.item.user_id,
+        session_id=group.item.session_id,
+        model_version=scored.version,
+        ranked=ranked,
+        scored_at=scored.scored_at,
+    )
 
 
 def ranking_outputs(scored: Scored, k: int) -> list[Output]:

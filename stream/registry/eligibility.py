@@ -16,9 +16,7 @@ RECENT_S = 86400.0
 
 
 def recent_categories(state: UserState, ts: float, window_s: float = RECENT_S) -> frozenset[int]:
-    return frozenset(
-        row[3] for row in state.clicks if ts - window_s < row[0] < ts and row[3] != NO_CATEGORY
-    )
+    return frozenset(row[3] for row in state.clicks if ts - window_s < row[0] < ts and row[3] != NO_CATEGORY)
 
 
 def eligible(promo: Promo, categories: frozenset[int], ts: float) -> bool:
@@ -32,6 +30,8 @@ def eligible(promo: Promo, categories: frozenset[int], ts: float) -> bool:
     return not wanted or not wanted.isdisjoint(categories)
 
 
-def candidates(promos: Iterable[Promo], interests: frozenset[int], state: UserState, ts: float) -> list[Promo]:
+def candidates(
+    promos: Iterable[Promo], interests: frozenset[int], state: UserState, ts: float
+) -> list[Promo]:
     categories = interests | recent_categories(state, ts)
     return [p for p in promos if eligible(p, categories, ts)]

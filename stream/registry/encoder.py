@@ -1,16 +1,17 @@
 """Promotion texts → vectors through Triton's `promo_encoder`, once per (promotion text, model version).
 
 A vector is stored in the registry entry under the model version that produced it; the scorer of the
-same version is the only one it means anything to. The missing vectors of a batch are encoded in one
-request, and concurrent batches needing the same vector wait for that one request instead of sending
-their own.
+same version is the only one it means anything to. The missing vectors of a call are encoded in one
+request, and concurrent callers needing the same vector wait for that request instead of sending their
+own: the promotions agent encodes new texts before it publishes an entry, and scoring encodes what is
+still missing (a model version rolled out, or a promotion stored while Triton was away).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,42 +27,43 @@ _Key = tuple[str, str, int]  # (promotion_id, text, model version)
 
 
 class PromoTextEncoder:
-    def __init__(self, scorer: Scorer, registry: Registry) -> None:
+    def __init__(self, scorer: Scorer) -> None:
         self._scorer = scorer
-        self._registry = registry
         self._tokenizer: Any = None
-        self._loading = asyncio.Lock()
         self._inflight: dict[_Key, asyncio.Future[np.ndarray]] = {}
+
+    def load(self) -> Any:
+        """The tokenizer, loaded on first use. A worker calls this before it starts consuming rather than
+        stall its event loop on the first promotion (transformers' imports are not thread-safe either)."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer()
+        return self._tokenizer
 
     async def encode(self, texts: list[str], version: int) -> np.ndarray:
         """One encoder request for `texts`: float32 [len(texts), PROMO_DIM]."""
-        async with self._loading:
-            # One loader: importing transformers from two threads at once breaks its lazy imports.
-            if self._tokenizer is None:
-                self._tokenizer = await asyncio.to_thread(load_tokenizer)
-        ids, mask = tokenize(self._tokenizer, texts)
+        ids, mask = tokenize(self.load(), texts)
         return await self._scorer.encode(ids, mask, version=version)
 
-    async def vectors(self, promotion_ids: Iterable[str], version: int) -> dict[str, Promo]:
-        """The registry entries of `promotion_ids` (all known), each with a vector for `version`."""
-        promos: dict[str, Promo] = {}
-        for pid in dict.fromkeys(promotion_ids):
-            promo = self._registry.get(pid)
-            if promo is None:
-                raise KeyError(f"promotion {pid} is not in the registry")
-            promos[pid] = promo
-        missing = [p for p in promos.values() if version not in p.vectors]
-        waiting = {p.promotion_id: self._inflight[k] for p in missing if (k := _key(p, version)) in self._inflight}
-        mine = [p for p in missing if p.promotion_id not in waiting]
+    async def with_vectors(self, promos: Sequence[Promo], version: int) -> list[Promo]:
+        """`promos`, each with a vector for `version` (only the missing ones are encoded)."""
+        missing = {p.promotion_id: p for p in promos if version not in p.vectors}
+        waiting = {
+            pid: self._inflight[k] for pid, p in missing.items() if (k := _key(p, version)) in self._inflight
+        }
+        mine = [p for pid, p in missing.items() if pid not in waiting]
+        vectors: dict[str, np.ndarray] = {}
         if mine:
-            await self._encode_and_store(mine, version)
+            vectors.update(
+                zip([p.promotion_id for p in mine], await self._encode(mine, version), strict=True)
+            )
         for pid, future in waiting.items():
-            promos[pid] = promos[pid].with_vector(version, await asyncio.shield(future))
-        for p in mine:
-            promos[p.promotion_id] = self._registry.get(p.promotion_id) or p
-        return promos
+            vectors[pid] = await asyncio.shield(future)
+        return [
+            p.with_vector(version, vectors[p.promotion_id]) if p.promotion_id in vectors else p
+            for p in promos
+        ]
 
-    async def _encode_and_store(self, promos: list[Promo], version: int) -> None:
+    async def _encode(self, promos: list[Promo], version: int) -> np.ndarray:
         loop = asyncio.get_running_loop()
         futures = {_key(p, version): loop.create_future() for p in promos}
         self._inflight.update(futures)
@@ -70,7 +72,7 @@ class PromoTextEncoder:
         except Exception as exc:
             for f in futures.values():
                 f.set_exception(exc)
-                f.exception()  # marked retrieved: a batch waiting on it gets the error and retries itself
+                f.exception()  # marked retrieved: a caller waiting on it gets the error and retries itself
             raise
         except BaseException:
             for f in futures.values():
@@ -79,13 +81,31 @@ class PromoTextEncoder:
         finally:
             for k in futures:
                 self._inflight.pop(k, None)
-        for promo, vector, future in zip(promos, vectors, futures.values(), strict=True):
-            # Re-read: the entry may have changed (a stop) while the request was out.
-            current = self._registry.get(promo.promotion_id) or promo
-            if current.info.text == promo.info.text:
-                self._registry.put(current.with_vector(version, vector))
+        for vector, future in zip(vectors, futures.values(), strict=True):
             future.set_result(vector)
         log.info("encoded %d promotion texts with model version %d", len(promos), version)
+        return vectors
+
+
+async def registry_vectors(
+    registry: Registry, encoder: PromoTextEncoder, promotion_ids: Iterable[str], version: int
+) -> dict[str, Promo]:
+    """The registry entries of `promotion_ids` (all known) with vectors for `version`; new ones are stored."""
+    promos = []
+    for pid in dict.fromkeys(promotion_ids):
+        promo = registry.get(pid)
+        if promo is None:
+            raise KeyError(f"promotion {pid} is not in the registry")
+        promos.append(promo)
+    out = {}
+    for before, after in zip(promos, await encoder.with_vectors(promos, version), strict=True):
+        if after is not before:
+            # Re-read: the entry may have changed (a stop) while the request was out.
+            current = registry.get(after.promotion_id) or after
+            if current.info.text == after.info.text and version not in current.vectors:
+                registry.put(current.with_vector(version, after.vectors[version]))
+        out[after.promotion_id] = after
+    return out
 
 
 def _key(promo: Promo, version: int) -> _Key:

@@ -8,7 +8,7 @@ while the text is unchanged and dropped when an update rewrites it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,7 +42,7 @@ class Promo:
     def goal(self) -> PromotionGoal:
         return self.event.goal
 
-    def with_vector(self, version: int, vector: Sequence[float]) -> Promo:
+    def with_vector(self, version: int, vector: Iterable[float]) -> Promo:
         return replace(self, vectors={**self.vectors, version: tuple(float(x) for x in vector)})
 
     def to_json(self) -> dict[str, Any]:
@@ -56,8 +56,12 @@ class Promo:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Promo:
         event = PromotionEvent.model_validate(data["event"])
-        return cls(event, bool(data["active"]), (int(data["last"][0]), float(data["last"][1])),
-                   {int(v): tuple(vec) for v, vec in data["vectors"].items()})
+        return cls(
+            event,
+            bool(data["active"]),
+            (int(data["last"][0]), float(data["last"][1])),
+            {int(v): tuple(vec) for v, vec in data["vectors"].items()},
+        )
 
 
 def apply_event(current: Promo | None, event: PromotionEvent) -> Promo | None:

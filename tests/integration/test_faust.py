@@ -23,6 +23,15 @@ def _worker(bootstrap: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(timeout=10)
+
+
 async def _produce(bootstrap: str, topic: str, items: list[tuple[str, str]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -55,15 +64,13 @@ async def test_windowed_table_survives_restart(kafka_bootstrap: str, topic_prefi
         await _produce(kafka_bootstrap, f"{topic_prefix}-in", [(f"u{i % 3}", f"a{i}") for i in range(30)])
         first = await _read(consumer, 30, timeout_s=120)
         assert {first[f"a{i}"] for i in range(27, 30)} == {"10"}
-        worker.terminate()
-        assert worker.wait(timeout=60) is not None
+        _stop(worker)
 
         worker = _worker(kafka_bootstrap, topic_prefix, log)
         await _produce(kafka_bootstrap, f"{topic_prefix}-in", [(f"u{i}", f"b{i}") for i in range(3)])
         second = await _read(consumer, 3, timeout_s=120)
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        _stop(worker)
         await consumer.stop()
     # Counts continue from the changelog-recovered state: 10 before the restart, 11 after.
     assert second == {f"b{i}": "11" for i in range(3)}, log.read_text()[-3000:]

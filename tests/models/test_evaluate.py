@@ -24,7 +24,8 @@ N = 1200
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("model")
-    train(synthetic_dataset(N), out, epochs=1, seed=0, device="cpu", config=TrainConfig(batch_size=256, hidden=(16,)))
+    config = TrainConfig(batch_size=256, hidden=(16,))
+    train(synthetic_dataset(N), out, epochs=1, seed=0, device="cpu", config=config)
     return out
 
 
@@ -41,9 +42,8 @@ def test_evaluates_all_models_on_held_out_users(evaluation: Evaluation, model_di
         by_model = evaluation.metrics["outcomes"][outcome]
         assert set(by_model) == set(evaluation.predictions)
         for metrics in by_model.values():
-            assert {"qini", "auuc", "uplift_at_10", "uplift_at_30", "auc_treated", "calibration_control"} <= set(
-                metrics
-            )
+            expected = {"qini", "auuc", "uplift_at_10", "uplift_at_30", "auc_treated", "calibration_control"}
+            assert expected <= set(metrics)
             assert {"pehe", "oracle_qini"} <= set(metrics)  # the synthetic set carries the true effect
         assert "qini_to_oracle" in evaluation.metrics["verdicts"][outcome]
 

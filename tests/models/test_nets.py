@@ -7,14 +7,23 @@ import numpy as np
 import pytest
 import torch
 
-from models.nets import EffectScorer, PromoEncoder, load_backbone, load_model, predict, tokenize, tokens_for
+from models.nets import (
+    EffectScorer,
+    PromoEncoder,
+    load_backbone,
+    load_model,
+    predict,
+    tokenize,
+    tokens_for,
+)
 from stream.errors import ModelError
 from stream.scoring.signature import MAX_TOKENS, OUTCOMES, PROMO_ATTRS, PROMO_DIM, USER_FEATURES
 
 pytestmark = pytest.mark.unit
 # Export to Triton's libtorch backend needs TorchScript, which torch now marks as deprecated.
 jit_export = pytest.mark.filterwarnings(
-    "ignore:`torch.jit.(trace|trace_method|script)` is deprecated:FutureWarning", "ignore::torch.jit.TracerWarning"
+    "ignore:`torch.jit.(trace|trace_method|script)` is deprecated:FutureWarning",
+    "ignore::torch.jit.TracerWarning",
 )
 
 TEXTS = ["20% off running shoes. This week only.", "Free shipping. On every order of home goods over $30."]
@@ -67,8 +76,8 @@ def test_encoder_traces_to_same_outputs(encoder: PromoEncoder, backbone: tuple[t
     ids, mask = (torch.from_numpy(a) for a in tokenize(backbone[1], TEXTS))
     with torch.no_grad():
         traced = torch.jit.trace(encoder, (ids, mask))
-        other_ids, other_mask = (torch.from_numpy(a) for a in tokenize(backbone[1], ["Buy one get one free", "x"]))
-        torch.testing.assert_close(traced(other_ids, other_mask), encoder(other_ids, other_mask), atol=1e-5, rtol=0)
+        other = [torch.from_numpy(a) for a in tokenize(backbone[1], ["Buy one get one free", "x"])]
+        torch.testing.assert_close(traced(*other), encoder(*other), atol=1e-5, rtol=0)
 
 
 def test_scorer_outputs_shapes_and_ranges() -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +26,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path
 
 def test_train_writes_a_loadable_model_dir(trained: tuple[TrainResult, Path]) -> None:
     result, out = trained
-    assert {p.name for p in out.iterdir()} >= {"encoder.pt", "scorer.pt", "model.json", "reference_matrix.npz"}
+    files = {p.name for p in out.iterdir()}
+    assert files >= {"encoder.pt", "scorer.pt", "model.json", "reference_matrix.npz"}
     assert 1 <= result.best_epoch <= result.epochs_run <= 2
     encoder, scorer, meta = load_model(out)
     assert not encoder.training and not scorer.training
@@ -38,7 +38,7 @@ def test_train_writes_a_loadable_model_dir(trained: tuple[TrainResult, Path]) ->
     assert meta["training"]["device"] == "cpu"
 
 
-def test_reference_matrix_holds_training_rows_and_the_models_predictions(trained: tuple[TrainResult, Path]) -> None:
+def test_reference_matrix_holds_training_rows_and_predictions(trained: tuple[TrainResult, Path]) -> None:
     _, out = trained
     ref = np.load(out / "reference_matrix.npz")
     n = len(ref["arm"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from stream.errors import ScoringUnavailable
+from stream.errors import ScoringError, ScoringUnavailable
 from stream.local.triton import free_ports
 from stream.scoring import signature as sig
 from stream.scoring.triton import TritonScorer, backoff_delay, chunks, newest_common_ready, status_code
@@ -92,3 +92,18 @@ async def test_empty_calls_never_reach_the_server() -> None:
         await scorer.close()
     assert vectors.shape == (0, sig.PROMO_DIM)
     assert result.p_treated.shape == (0, len(sig.OUTCOMES)) and result.model_version == 4
+
+
+async def test_other_triton_errors_are_scoring_errors_at_once() -> None:
+    scorer = TritonScorer("127.0.0.1:1", retries=5)
+    calls: list[int] = []
+
+    async def rejected() -> None:
+        calls.append(1)
+        raise InferenceServerException("unexpected shape", status="StatusCode.INVALID_ARGUMENT")
+
+    with pytest.raises(ScoringError, match="INVALID_ARGUMENT") as caught:
+        await scorer._retrying(sig.SCORER, rejected)
+    assert not isinstance(caught.value, ScoringUnavailable)
+    assert isinstance(caught.value.__cause__, InferenceServerException)
+    assert calls == [1]

@@ -1,0 +1,138 @@
+"""`liftstream bench`: the side-by-side engine benchmark, or (`--triton-only`) Triton's own throughput."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stream.errors import ConfigError
+from stream.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds this package's subcommands to the `liftstream` CLI."""
+    app.command("bench")(bench)
+
+
+def bench(
+    events: Annotated[
+        int, typer.Option(help="backlog size: simulated input events every contender consumes")
+    ] = 30_000,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option("--bootstrap", envvar="LIFTSTREAM_KAFKA__BOOTSTRAP", help="Kafka bootstrap host:port"),
+    ] = None,
+    triton_url: Annotated[
+        str | None, typer.Option("--triton-url", envvar="LIFTSTREAM_TRITON_URL", help="Triton gRPC host:port")
+    ] = None,
+    model_repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-repo",
+            envvar="LIFTSTREAM_MODEL_REPO",
+            help="the repository Triton serves (drift reference)",
+        ),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(envvar="LIFTSTREAM_TOPICS__PARTITIONS", help="partitions of every contender's topics"),
+    ] = None,
+    latency_seconds: Annotated[float, typer.Option(help="length of the latency phase (0 skips it)")] = 20.0,
+    contenders: Annotated[
+        str, typer.Option(help="which of raw,naive,liftstream to run")
+    ] = "raw,naive,liftstream",
+    profile: Annotated[
+        Path | None, typer.Option(help="sample the worker with py-spy; summary (markdown) here")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 0,
+    timeout: Annotated[float, typer.Option(help="seconds each contender may take")] = 600.0,
+    triton_only: Annotated[
+        bool, typer.Option("--triton-only", help="only Triton's throughput per model")
+    ] = False,
+    batch_sizes: Annotated[str, typer.Option(help="--triton-only: rows per request")] = "1,64,512,4096",
+    concurrency: Annotated[str, typer.Option(help="--triton-only: requests in flight")] = "1,4,16",
+    seconds: Annotated[float, typer.Option(help="--triton-only: seconds per measurement")] = 3.0,
+) -> None:
+    """Throughput, latency and memory of liftstream against raw aiokafka and a hand-rolled Faust agent."""
+    # The contenders' clients log every group join and metadata change; the bench reports its own progress.
+    for noisy in ("aiokafka", "faust", "mode"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = get_settings()
+    url = triton_url or settings.triton_url
+    if triton_only:
+        _triton_only(url, batch_sizes, concurrency, seconds, json_out)
+        return
+    _engine_bench(settings, events, json_out, bootstrap, url, model_repo, partitions, latency_seconds,
+                  contenders, profile, seed, timeout)  # fmt: skip
+
+
+def _engine_bench(
+    settings: Settings, events: int, json_out: Path | None, bootstrap: str | None, url: str,
+    model_repo: Path | None, partitions: int | None, latency_s: float, contenders: str, profile: Path | None,
+    seed: int, timeout: float,
+) -> None:  # fmt: skip
+    from stream.bench.liftstream import Target
+    from stream.bench.profile import markdown
+    from stream.bench.report import bench_tables, show
+    from stream.bench.run import BenchConfig, run_bench
+
+    if latency_s < 0 or timeout <= 0:
+        raise ConfigError("--latency-seconds must be >= 0 and --timeout > 0")
+    config = BenchConfig(
+        events=events, seed=seed, partitions=partitions or settings.topics.partitions, latency_s=latency_s,
+        timeout_s=timeout, contenders=tuple(c.strip() for c in contenders.split(",") if c.strip()),
+        profile=profile is not None,
+    )  # fmt: skip
+    target = Target(bootstrap or settings.kafka.bootstrap, url, (model_repo or settings.model_repo).resolve())
+    result, engine = asyncio.run(run_bench(target, config, settings.local.run_dir / "bench"))
+    if profile is not None and engine is not None and engine.profile is not None:
+        profile.write_text(markdown(engine.profile))
+        result.meta["profile"] = str(profile)
+    show(bench_tables(result))
+    if json_out is not None:
+        _write(json_out, result.to_json())
+
+
+def _triton_only(url: str, batch_sizes: str, concurrency: str, seconds: float, json_out: Path | None) -> None:
+    from stream.bench.report import show, triton_table
+    from stream.bench.triton_bench import int_list, triton_grid
+
+    if seconds <= 0:
+        raise ConfigError("--seconds must be positive")
+    batches, levels = int_list(batch_sizes, "--batch-sizes"), int_list(concurrency, "--concurrency")
+    started, load = datetime.now(UTC).isoformat(timespec="seconds"), os.getloadavg()
+
+    def progress(cell: Any) -> None:
+        log.info("%s batch %d x %d in flight: %.0f rows/s", cell.model, cell.batch, cell.concurrency,
+                 cell.rows_per_s)  # fmt: skip
+
+    version, cells = asyncio.run(triton_grid(url, batches, levels, seconds, progress))
+    show([triton_table(cells)])
+    best = {m: max((c.rows_per_s for c in cells if c.model == m), default=None)
+            for m in ("effect_scorer", "promo_encoder")}  # fmt: skip
+    if json_out is not None:
+        _write(json_out, {
+            "effect_scorer_rows_per_s": best["effect_scorer"],
+            "promo_encoder_texts_per_s": best["promo_encoder"],
+            "cells": [c.to_json() for c in cells],
+            "meta": {"triton": url, "model_version": version, "seconds_per_cell": seconds,
+                     "started_at": started, "cores": os.cpu_count(), "host": platform.node(),
+                     "load_average_at_start": [round(x, 2) for x in load]},
+        })  # fmt: skip
+
+
+def _write(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    typer.echo(f"wrote {path}")
