@@ -68,11 +68,17 @@ class PromoEncoder(nn.Module):
         self.backbone = backbone
         self.projection = nn.Linear(backbone.config.hidden_size, promo_dim)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Backbone output averaged over the real (unmasked) tokens: [N, hidden]."""
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.projection(pooled))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.project(self.pool(input_ids, attention_mask))
 
 
 class EffectScorer(nn.Module):

@@ -24,7 +24,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from models.dataset import Dataset, arm_weights, split_by_user
 from models.metrics import qini_coefficient
 from models.modeldir import write_model_dir
-from models.nets import N_BINARY, EffectScorer, PromoTokens, build_model, load_tokenizer, predict, tokens_for
+from models.nets import (
+    N_BINARY,
+    EffectScorer,
+    PromoEncoder,
+    PromoTokens,
+    build_model,
+    load_tokenizer,
+    predict,
+    tokens_for,
+)
 from stream.errors import ConfigError
 from stream.scoring.signature import OUTCOMES
 
@@ -45,6 +54,7 @@ class TrainConfig:
     dropout: float = 0.1
     uplift_l2: float = 1e-2
     outcome_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    backbone_every: int = 4  # steps per backbone update (see PooledCache)
     ema_decay: float = 0.99
     patience: int = 4
     val_fraction: float = 0.15
@@ -122,16 +132,38 @@ def _prepare_scorer(scorer: EffectScorer, train: Dataset, weights: np.ndarray) -
         scorer.uplift_head.bias.copy_(torch.from_numpy(offset.astype(np.float32)))
 
 
+class PooledCache:
+    """Backbone outputs per promotion, recomputed (with gradients) only on the steps that train the backbone.
+
+    The backbone is the expensive part of a step and the cheap part of the model to learn: it moves
+    slowly at its small learning rate, so between its updates the projection and scorer train on the
+    pooled outputs of its last update, which are exactly what it would compute again.
+    """
+
+    def __init__(self, encoder: PromoEncoder, tokens: PromoTokens) -> None:
+        with torch.no_grad():
+            self.values = torch.cat([
+                encoder.pool(tokens.input_ids[i : i + 64], tokens.attention_mask[i : i + 64])
+                for i in range(0, len(tokens.promotion_ids), 64)
+            ])
+
+    def vectors(
+        self, encoder: PromoEncoder, tokens: PromoTokens, unique: torch.Tensor, fresh: bool
+    ) -> torch.Tensor:
+        if not fresh:
+            return encoder.project(self.values[unique])
+        pooled = encoder.pool(tokens.input_ids[unique], tokens.attention_mask[unique])
+        self.values[unique] = pooled.detach()
+        return encoder.project(pooled)
+
+
 def _batch_loss(
-    encoder: nn.Module,
     scorer: EffectScorer,
-    tokens: PromoTokens,
+    vectors: torch.Tensor,
     batch: dict[str, torch.Tensor],
     uplift_l2: float,
     outcome_weights: torch.Tensor,
 ) -> torch.Tensor:
-    unique, inverse = torch.unique(batch["promo"], return_inverse=True)
-    vectors = encoder(tokens.input_ids[unique], tokens.attention_mask[unique])[inverse]
     treated, control, offset = scorer.logits(batch["user"], vectors, batch["attrs"])
     link = torch.where(batch["arm"].unsqueeze(1) > 0, treated, control)
     y = batch["labels"]
@@ -218,6 +250,7 @@ def _train(
     generator = torch.Generator().manual_seed(seed)
     outcome = OUTCOMES.index(config.select_outcome)
     best: tuple[float, int, Any] = (-np.inf, 0, None)
+    cache, step = PooledCache(encoder, tokens), 0
     history: list[dict[str, float]] = []
     for epoch in range(1, epochs + 1):
         model.train()
@@ -226,7 +259,11 @@ def _train(
         for start in range(0, len(order), config.batch_size):
             rows = order[start : start + config.batch_size]
             batch = {k: v[rows] for k, v in data.items()}
-            loss = _batch_loss(encoder, scorer, tokens, batch, config.uplift_l2, outcome_weights)
+            unique, inverse = torch.unique(batch["promo"], return_inverse=True)
+            fresh = step % config.backbone_every == 0
+            vectors = cache.vectors(encoder, tokens, unique, fresh)[inverse]
+            loss = _batch_loss(scorer, vectors, batch, config.uplift_l2, outcome_weights)
+            step += 1
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+from aiokafka.admin import NewTopic
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from mode.types.signals import BaseSignalT
@@ -60,6 +61,20 @@ def credentials(settings: Settings) -> Any:
             username=k.sasl_username, password=password, ssl_context=context, mechanism=k.sasl_mechanism
         )
     return None if context is None else faust.SSLCredentials(context)
+
+
+def internal_topics(app: faust.App) -> list[NewTopic]:
+    """The changelogs of the app's tables and Faust's leader topic, as Faust would declare them.
+
+    Workers create them before they join the group: when two workers start together, Faust's own
+    declaration races the first assignment, which then leaves a changelog out and stalls recovery.
+    """
+    topics = [NewTopic(f"{app.conf.id}-__assignor-__leader", 1, 1)]
+    for table in app.tables.values():
+        changelog = table.changelog_topic
+        topics.append(NewTopic(changelog.get_topic_name(), table.partitions or app.conf.topic_partitions, 1,
+                               topic_configs={"cleanup.policy": "compact"}))
+    return topics
 
 
 def create_app(

@@ -84,17 +84,17 @@ def run_worker(settings: Settings) -> None:
     from prometheus_client import CollectorRegistry
 
     from stream.agents.topics import ensure_topics
-    from stream.app import create_app
+    from stream.app import create_app, internal_topics
     from stream.metrics import Metrics, serve
 
     version = asyncio.run(_served_version(settings.triton_url))
-    asyncio.run(ensure_topics(settings))
     log.info("Triton at %s serves model version %d", settings.triton_url, version)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    serve(settings.metrics_port, registry)
     app = create_app(settings, metrics=metrics)
+    asyncio.run(ensure_topics(settings, internal_topics(app)))
     app.engine.encoder.load()
+    serve(settings.metrics_port, registry)
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

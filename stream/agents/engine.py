@@ -58,6 +58,8 @@ class Engine:
     progress: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
     """(logical topic, partition) → highest offset finished, for the lag gauge."""
     model_version: int = 0
+    user_stream: Any = None
+    """The user-events agent's stream, which acknowledges held exposures when they resolve."""
 
     def __post_init__(self) -> None:
         s, app = self.settings, self.app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -52,18 +53,20 @@ def admin_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Creates missing topics with `topics.partitions` partitions; checks the user inputs agree."""
+async def ensure_topics(settings: Settings, internal: Sequence[NewTopic] = ()) -> None:
+    """Creates missing topics with `topics.partitions` partitions (and `internal` ones as given); checks
+    that the user inputs agree on their partition count."""
     names = topic_names(settings)
     admin = AIOKafkaAdminClient(**admin_options(settings))
     try:
         await admin.start()
         existing = set(await admin.list_topics())
-        missing = [name for name in names.values() if name not in existing]
+        wanted = [NewTopic(n, settings.topics.partitions, 1) for n in names.values()] + list(internal)
+        missing = [t for t in wanted if t.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another worker
-                await admin.create_topics([NewTopic(n, settings.topics.partitions, 1) for n in missing])
-            log.info("created topics %s", ", ".join(missing))
+                await admin.create_topics(missing)
+            log.info("created topics %s", ", ".join(t.name for t in missing))
         described = await admin.describe_topics([names[t] for t in USER_INPUTS])
     except KafkaError as exc:
         raise ServiceError(f"Kafka at {settings.kafka.bootstrap} is not usable: {exc}") from exc

@@ -36,6 +36,8 @@ from stream.scoring.signature import ENCODER, SCORER
 
 log = logging.getLogger(__name__)
 
+PENDING_TICK_S = 0.25
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -56,9 +58,21 @@ def register(engine: Engine) -> None:
 
     @engine.app.agent(source, name="user-events", supervisor_strategy=CrashingSupervisor)
     async def user_events(stream: Any) -> None:
+        engine.user_stream = stream
         async for events in stream.noack_take(s.batching.max_size, within=s.batching.max_wait_s):
-            batch, request = take(engine, stream, events)
-            await engine.pipeline.submit(engine.batch_scorer.score(request), partial(finish, engine, batch))
+            await submit(engine, stream, events)
+
+    @engine.app.timer(PENDING_TICK_S, name="pending-exposures")
+    async def pending_exposures() -> None:
+        # Held exposures resolve (or expire) at the next batch; when input stops — the end of a burst,
+        # or a rebalance waiting for them to be acknowledged — an empty batch releases them.
+        if len(engine.pending) and engine.user_stream is not None:
+            await submit(engine, engine.user_stream, [])
+
+
+async def submit(engine: Engine, stream: Any, events: list[Any]) -> None:
+    batch, request = take(engine, stream, events)
+    await engine.pipeline.submit(engine.batch_scorer.score(request), partial(finish, engine, batch))
 
 
 def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRequest]:
@@ -81,7 +95,8 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
     held = {(i.record.tp, i.record.offset) for i in unknown} - {
         (i.record.tp, i.record.offset) for i in expired
     }
-    exposures = [(i, promo) for i in ready + known if (promo := registry.get(i.event.promotion_id)) is not None]
+    promos = {i.event.promotion_id: registry.get(i.event.promotion_id) for i in ready + known}
+    exposures = [(i, promo) for i in ready + known if (promo := promos[i.event.promotion_id]) is not None]
     request = build_request(exposures, list(asm.rankings.values()), engine.user_value, registry.active())
 
     m = engine.metrics

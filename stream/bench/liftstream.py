@@ -78,7 +78,7 @@ def worker_env(s: Settings) -> dict[str, str]:
         "LIFTSTREAM_METRICS_PORT": str(s.metrics_port),
         "LIFTSTREAM_LOCAL__RUN_DIR": str(s.local.run_dir),
         "LIFTSTREAM_TOPICS__PARTITIONS": str(s.topics.partitions),
-        "LIFTSTREAM_LOG_LEVEL": "WARNING",
+        "LIFTSTREAM_LOG_LEVEL": "INFO",
         **{f"LIFTSTREAM_TOPICS__{f.upper()}": getattr(s.topics, f) for f in TOPIC_FIELDS},
     }
 
