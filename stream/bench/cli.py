@@ -117,16 +117,17 @@ def _triton_only(url: str, batch_sizes: str, concurrency: str, seconds: float, j
         log.info("%s batch %d x %d in flight: %.0f rows/s", cell.model, cell.batch, cell.concurrency,
                  cell.rows_per_s)  # fmt: skip
 
-    version, cells = asyncio.run(triton_grid(url, batches, levels, seconds, progress))
-    show([triton_table(cells)])
-    best = {m: max((c.rows_per_s for c in cells if c.model == m), default=None)
-            for m in ("effect_scorer", "promo_encoder")}  # fmt: skip
+    grid = asyncio.run(triton_grid(url, batches, levels, seconds, progress))
+    show([triton_table(grid.cells)])
+    for model, error in grid.errors.items():
+        typer.echo(f"{model}: not measured: {error}", err=True)
     if json_out is not None:
         _write(json_out, {
-            "effect_scorer_rows_per_s": best["effect_scorer"],
-            "promo_encoder_texts_per_s": best["promo_encoder"],
-            "cells": [c.to_json() for c in cells],
-            "meta": {"triton": url, "model_version": version, "seconds_per_cell": seconds,
+            "effect_scorer_rows_per_s": grid.best("effect_scorer"),
+            "promo_encoder_texts_per_s": grid.best("promo_encoder"),
+            "cells": [c.to_json() for c in grid.cells],
+            "errors": grid.errors,
+            "meta": {"triton": url, "model_version": grid.version, "seconds_per_cell": seconds,
                      "started_at": started, "cores": os.cpu_count(), "host": platform.node(),
                      "load_average_at_start": [round(x, 2) for x in load]},
         })  # fmt: skip

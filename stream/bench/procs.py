@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stream.bench.stats import vm_rss_mb
+from stream.bench.stats import cpu_ticks, vm_rss_mb
 from stream.errors import ServiceError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,14 @@ def rss_mb(pid: int) -> float:
         return vm_rss_mb(Path(f"/proc/{pid}/status").read_text())
     except OSError as exc:
         raise ServiceError(f"cannot read the memory of process {pid}: {exc}") from exc
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    try:
+        return cpu_ticks(Path(f"/proc/{pid}/stat").read_text()) / os.sysconf("SC_CLK_TCK")
+    except OSError as exc:
+        raise ServiceError(f"cannot read the CPU time of process {pid}: {exc}") from exc
 
 
 def check_alive(proc: subprocess.Popen[bytes], what: str, log: Path) -> None:

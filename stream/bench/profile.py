@@ -19,6 +19,7 @@ from pathlib import Path
 from stream.errors import PrerequisiteError
 
 RATE_HZ = 100
+ENTRY_POINTS = ("stream/__main__.py", "stream/cli.py", "stream/worker_cli.py")
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<path>.*?)(?::\d+)?\)$")
 _SITE = re.compile(r".*/(?:site|dist)-packages/")
 
@@ -30,7 +31,7 @@ class ProfileSummary:
     """Self time by package (or liftstream sub-package) of the leaf frame, as shares of all samples."""
     self_time: list[tuple[str, float]]
     inclusive: list[tuple[str, float]]
-    """Share of samples with the function anywhere on the stack."""
+    """liftstream's own functions: share of samples with the function anywhere on the stack."""
 
 
 def parse_collapsed(text: str) -> list[tuple[list[str], int]]:
@@ -74,6 +75,12 @@ def function(frame: str) -> str:
     return f"{func} ({short_path(path)})"
 
 
+def _own(frame: str) -> bool:
+    """A frame of liftstream's engine code (not the entry points every sample passes through)."""
+    path = short_path(_split(frame)[1])
+    return path.startswith(("stream/", "models/")) and path not in ENTRY_POINTS
+
+
 def summarise(stacks: list[tuple[list[str], int]], top: int = 12) -> ProfileSummary:
     total = sum(n for _, n in stacks)
     if total == 0:
@@ -84,7 +91,7 @@ def summarise(stacks: list[tuple[list[str], int]], top: int = 12) -> ProfileSumm
     for frames, n in stacks:
         areas[area(_split(frames[-1])[1])] += n
         leaves[function(frames[-1])] += n
-        for name in {function(f) for f in frames}:
+        for name in {function(f) for f in frames if _own(f)}:
             anywhere[name] += n
 
     def shares(counter: Counter[str]) -> list[tuple[str, float]]:
@@ -96,7 +103,7 @@ def summarise(stacks: list[tuple[list[str], int]], top: int = 12) -> ProfileSumm
 def markdown(summary: ProfileSummary) -> str:
     lines = [f"{summary.samples} samples at {RATE_HZ} Hz of busy Python time", ""]
     for title, rows in (("self time by package", summary.areas), ("self time by function", summary.self_time),
-                        ("on the stack (inclusive)", summary.inclusive)):  # fmt: skip
+                        ("liftstream code on the stack (inclusive)", summary.inclusive)):  # fmt: skip
         lines += [f"| {title} | share |", "|---|---:|"]
         lines += [f"| `{name}` | {share:.1%} |" for name, share in rows]
         lines.append("")

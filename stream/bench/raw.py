@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from stream.bench.kafka_io import create_topics, input_names, new_producer, preload
-from stream.bench.stats import events_per_second
+from stream.bench.stats import Throughput
 from stream.bench.workload import Workload
 from stream.errors import ServiceError
 
@@ -46,17 +46,17 @@ async def run_raw(
 
 async def _pass_through(
     consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, output: str, events: int, timeout_s: float
-) -> float:
+) -> Throughput:
     deadline = time.monotonic() + timeout_s
-    done, start = 0, None
+    done, start, cpu = 0, 0.0, 0.0
     while done < events:
         if time.monotonic() > deadline:
             raise ServiceError(f"the raw contender passed {done} of {events} events in {timeout_s:g}s")
         batches = await consumer.getmany(timeout_ms=100, max_records=MAX_RECORDS)
         if not batches:
             continue
-        if start is None:
-            start = time.perf_counter()
+        if not done:
+            start, cpu = time.perf_counter(), time.process_time()
         futures = [
             await producer.send(output, value=r.value, key=r.key)
             for records in batches.values()
@@ -65,5 +65,4 @@ async def _pass_through(
         await asyncio.gather(*futures)
         await consumer.commit()
         done += len(futures)
-    assert start is not None
-    return events_per_second(events, start, time.perf_counter())
+    return Throughput(events, time.perf_counter() - start, time.process_time() - cpu)

@@ -43,8 +43,9 @@ def bench_tables(result: BenchResult) -> list[Table]:
 
 def triton_table(cells: list[Cell]) -> Table:
     table = Table(title="Triton gRPC throughput")
-    for column in ("model", "batch", "concurrency", "requests", "rows/s", "p50 ms", "p99 ms"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    table.add_column("model", no_wrap=True)
+    for column in ("batch", "in flight", "requests", "rows/s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
     for c in cells:
         table.add_row(c.model, str(c.batch), str(c.concurrency), str(c.requests), _num(c.rows_per_s, 0),
                       _num(c.p50_ms), _num(c.p99_ms))  # fmt: skip

@@ -37,6 +37,23 @@ def events_per_second(events: int, start: float, end: float) -> float:
     return events / (end - start)
 
 
+@dataclass(frozen=True)
+class Throughput:
+    """A contender's pass over the backlog: wall time, and the CPU time its own process spent on it."""
+
+    events: int
+    seconds: float
+    cpu_s: float | None
+
+    @property
+    def eps(self) -> float:
+        return events_per_second(self.events, 0.0, self.seconds)
+
+    def to_json(self) -> dict[str, float | None]:
+        per_cpu = self.events / self.cpu_s if self.cpu_s else None
+        return {"wall_s": _round(self.seconds), "cpu_s": _round(self.cpu_s), "events_per_cpu_s": _round(per_cpu)}
+
+
 def percentile_ms(latencies_ms: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) with linear interpolation, as numpy's default; needs a sample."""
     if not 0 <= q <= 100:
@@ -57,6 +74,12 @@ def vm_rss_mb(status_text: str) -> float:
     if match is None:
         raise ValueError("no VmRSS line (is the process a zombie?)")
     return int(match.group(1)) / 1024.0
+
+
+def cpu_ticks(stat_text: str) -> int:
+    """utime + stime of a /proc/<pid>/stat line, in clock ticks (fields 14 and 15, after the command)."""
+    fields = stat_text.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def rss_per_100k_users(rss_mb: float, idle_rss_mb: float, users: int) -> float:

@@ -9,6 +9,7 @@ at most ENCODER_MAX_BATCH texts a request, so its batch sizes are capped there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -16,9 +17,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from stream.bench.stats import percentile_ms
-from stream.errors import ConfigError
+from stream.errors import ConfigError, ScoringError
 from stream.scoring import signature as sig
 from stream.scoring.triton import TritonScorer
+
+log = logging.getLogger(__name__)
 
 _CLS, _SEP = 101, 102
 
@@ -77,7 +80,6 @@ def encoder_rows(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarr
 
 async def measure(model: str, batch: int, concurrency: int, seconds: float,
                   call: Callable[[], Awaitable[object]]) -> Cell:  # fmt: skip
-    await call()  # warm-up: connection, first-call allocations on the server
     latencies: list[float] = []
     began = time.perf_counter()
     stop_at = began + seconds
@@ -94,34 +96,48 @@ async def measure(model: str, batch: int, concurrency: int, seconds: float,
                 percentile_ms(latencies, 50), percentile_ms(latencies, 99))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Grid:
+    version: int
+    cells: list[Cell]
+    errors: dict[str, str]
+    """model → why it could not be measured (the other model's figures still stand)."""
+
+    def best(self, model: str) -> float | None:
+        return max((c.rows_per_s for c in self.cells if c.model == model), default=None)
+
+
 async def triton_grid(
     url: str, batch_sizes: tuple[int, ...], concurrency: tuple[int, ...], seconds: float,
     on_cell: Callable[[Cell], None] | None = None,
-) -> tuple[int, list[Cell]]:  # fmt: skip
-    """(served version, one Cell per model × batch × concurrency)."""
+) -> Grid:  # fmt: skip
+    """One Cell per model × batch × concurrency."""
     rng = np.random.default_rng(0)
     scorer = TritonScorer(url, timeout_s=120.0, retries=2)
     cells: list[Cell] = []
+    errors: dict[str, str] = {}
     try:
         version = await scorer.wait_ready(timeout_s=30)
         plans: list[tuple[str, tuple[int, ...], Callable[[int], Callable[[], Awaitable[object]]]]] = [
             (sig.SCORER, batch_sizes, lambda b: _scorer_call(scorer, scorer_rows(rng, b), version)),
-            (
-                sig.ENCODER,
-                encoder_batches(batch_sizes),
-                lambda b: _encoder_call(scorer, encoder_rows(rng, b), version),
-            ),
-        ]
+            (sig.ENCODER, encoder_batches(batch_sizes),
+             lambda b: _encoder_call(scorer, encoder_rows(rng, b), version)),
+        ]  # fmt: skip
         for model, batches, make in plans:
-            for b in batches:
-                call = make(b)
-                for c in concurrency:
-                    cells.append(await measure(model, b, c, seconds, call))
-                    if on_cell is not None:
-                        on_cell(cells[-1])
+            try:
+                for b in batches:
+                    call = make(b)
+                    await call()  # warm-up: the connection, the server's first-call allocations
+                    for c in concurrency:
+                        cells.append(await measure(model, b, c, seconds, call))
+                        if on_cell is not None:
+                            on_cell(cells[-1])
+            except ScoringError as exc:
+                log.warning("%s could not be measured: %s", model, exc)
+                errors[model] = str(exc)
     finally:
         await scorer.close()
-    return version, cells
+    return Grid(version, cells, errors)
 
 
 def _scorer_call(

@@ -9,7 +9,8 @@ import torch
 from synthetic_uplift import synthetic_dataset
 
 from models.nets import load_model, load_tokenizer, predict, tokens_for
-from models.train import TrainConfig, TrainResult, split_three_ways, train, tweedie_loss
+from models.objective import tweedie_loss
+from models.train import TrainConfig, TrainResult, split_three_ways, train
 from stream.errors import ConfigError
 from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, USER_FEATURES
 

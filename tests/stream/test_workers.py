@@ -49,7 +49,7 @@ def test_two_workers_split_the_partitions_and_together_predict_every_exposure(
     expected = world(C).exposure_ids
     assert {p["event_id"] for p in predictions} == expected
     # Each worker applied its own partitions' exposures; together every one exactly once.
-    assert all(n > 0 for n in applied) and sum(applied) == len(expected)
+    assert all(n > 0 for n in applied) and sum(applied) == len(expected), (applied, len(expected))
 
 
 async def _drive(settings: Settings, workers: list[subprocess.Popen[bytes]]) -> list[dict[str, object]]:

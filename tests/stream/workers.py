@@ -186,10 +186,12 @@ def metric(port: int, name: str, **labels: str) -> float:
     """The value of one sample of a worker's /metrics (0 when absent)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # noqa: S310
         text = resp.read().decode()
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     for line in text.splitlines():
-        if line.startswith(f"{name}{{{want}}} ") or (not labels and line.startswith(f"{name} ")):
-            return float(line.rsplit(" ", 1)[1])
+        sample, _, value = line.rpartition(" ")
+        metric_name, _, label_text = sample.partition("{")
+        found = dict(part.split("=", 1) for part in label_text.rstrip("}").split(",") if part)
+        if metric_name == name and {k: v.strip('"') for k, v in found.items()} == labels:
+            return float(value)
     return 0.0
 
 
