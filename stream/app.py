@@ -72,8 +72,14 @@ def internal_topics(app: faust.App) -> list[NewTopic]:
     topics = [NewTopic(f"{app.conf.id}-__assignor-__leader", 1, 1)]
     for table in app.tables.values():
         changelog = table.changelog_topic
-        topics.append(NewTopic(changelog.get_topic_name(), table.partitions or app.conf.topic_partitions, 1,
-                               topic_configs={"cleanup.policy": "compact"}))
+        topics.append(
+            NewTopic(
+                changelog.get_topic_name(),
+                table.partitions or app.conf.topic_partitions,
+                1,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+        )
     return topics
 
 

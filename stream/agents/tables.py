@@ -7,7 +7,8 @@ worker that dies mid-batch leaves a state that a replay of its uncommitted input
 
 Faust's tables and stores take the partition of a write (and, for RocksDB, of a read) from the event
 being processed. A batch spans partitions, so writes name their partition explicitly and run with a
-stand-in current event carrying it — the one place this package touches Faust's internals.
+stand-in current event carrying it, and reads run with none (RocksDB then finds the key's partition
+itself) — the one place this package touches Faust's internals.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ class _PartitionEvent:
 
 
 @contextmanager
-def in_partition(partition: int) -> Iterator[None]:
-    """Runs a table access as if processing an event of `partition`."""
-    stand_in = _PartitionEvent(partition)
-    token = _current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
+def in_partition(partition: int | None) -> Iterator[None]:
+    """Runs a table access as if processing an event of `partition` (None: outside any event)."""
+    stand_in = None if partition is None else _PartitionEvent(partition)
+    token = _current_event.set(None if stand_in is None else weakref.ref(stand_in))  # type: ignore[arg-type]
     try:
         yield
     finally:
@@ -66,13 +67,7 @@ class TableView(Generic[V]):
 
     def get(self, key: str) -> V | None:
         value = self._staged.get(key)
-        if value is not None:
-            return value
-        raw = self.table.data.get(key)
-        if raw is None:
-            return None
-        # The memory store holds our objects after a write and JSON after recovering from the changelog.
-        return self._decode(raw) if isinstance(raw, dict) else raw  # type: ignore[no-any-return]
+        return self.stored(key) if value is None else value
 
     def stage(self, key: str, value: V) -> None:
         self._staged[key] = value
@@ -90,13 +85,11 @@ class TableView(Generic[V]):
                 del self._staged[key]
         return futures
 
-    def discard(self, keep: Callable[[str], bool]) -> None:
-        """Drops staged values whose key fails `keep` (partitions handed to another worker)."""
-        self._staged = {k: v for k, v in self._staged.items() if keep(k)}
-
     def stored(self, key: str) -> V | None:
         """The value as last flushed (what the changelog holds), ignoring staged ones."""
-        raw = self.table.data.get(key)
+        with in_partition(None):
+            raw = self.table.data.get(key)
         if raw is None:
             return None
+        # The memory store holds our objects after a write and JSON after recovering from the changelog.
         return self._decode(raw) if isinstance(raw, dict) else raw  # type: ignore[no-any-return]

@@ -9,12 +9,16 @@ import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stream.errors import ConfigError
-from stream.settings import Settings, get_settings
+from stream.settings import get_settings
+
+if TYPE_CHECKING:
+    from stream.bench.run import BenchConfig
+    from stream.bench.worker import Target
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,12 @@ def bench(
     batch_sizes: Annotated[str, typer.Option(help="--triton-only: rows per request")] = "1,64,512,4096",
     concurrency: Annotated[str, typer.Option(help="--triton-only: requests in flight")] = "1,4,16",
     seconds: Annotated[float, typer.Option(help="--triton-only: seconds per measurement")] = 3.0,
+    worker_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=VALUE for the liftstream worker (repeatable), e.g. LIFTSTREAM_BATCHING__MAX_SIZE=2048"
+        ),
+    ] = None,
 ) -> None:
     """Throughput, latency and memory of liftstream against raw aiokafka and a hand-rolled Faust agent."""
     # The contenders' clients log every group join and metadata change; the bench reports its own progress.
@@ -73,29 +83,29 @@ def bench(
     if triton_only:
         _triton_only(url, batch_sizes, concurrency, seconds, json_out)
         return
-    _engine_bench(settings, events, json_out, bootstrap, url, model_repo, partitions, latency_seconds,
-                  contenders, profile, seed, timeout)  # fmt: skip
+    from stream.bench.run import BenchConfig
+    from stream.bench.worker import Target, parse_env
+
+    if latency_seconds < 0 or timeout <= 0:
+        raise ConfigError("--latency-seconds must be >= 0 and --timeout > 0")
+    config = BenchConfig(
+        events=events, seed=seed, partitions=partitions or settings.topics.partitions,
+        latency_s=latency_seconds, timeout_s=timeout, profile=profile is not None,
+        contenders=tuple(c.strip() for c in contenders.split(",") if c.strip()),
+    )  # fmt: skip
+    repo = (model_repo or settings.model_repo).resolve()
+    target = Target(bootstrap or settings.kafka.bootstrap, url, repo, parse_env(worker_env or []))
+    _engine_bench(config, target, settings.local.run_dir / "bench", json_out, profile)
 
 
 def _engine_bench(
-    settings: Settings, events: int, json_out: Path | None, bootstrap: str | None, url: str,
-    model_repo: Path | None, partitions: int | None, latency_s: float, contenders: str, profile: Path | None,
-    seed: int, timeout: float,
-) -> None:  # fmt: skip
-    from stream.bench.liftstream import Target
+    config: BenchConfig, target: Target, work_root: Path, json_out: Path | None, profile: Path | None
+) -> None:
     from stream.bench.profile import markdown
     from stream.bench.report import bench_tables, show
-    from stream.bench.run import BenchConfig, run_bench
+    from stream.bench.run import run_bench
 
-    if latency_s < 0 or timeout <= 0:
-        raise ConfigError("--latency-seconds must be >= 0 and --timeout > 0")
-    config = BenchConfig(
-        events=events, seed=seed, partitions=partitions or settings.topics.partitions, latency_s=latency_s,
-        timeout_s=timeout, contenders=tuple(c.strip() for c in contenders.split(",") if c.strip()),
-        profile=profile is not None,
-    )  # fmt: skip
-    target = Target(bootstrap or settings.kafka.bootstrap, url, (model_repo or settings.model_repo).resolve())
-    result, engine = asyncio.run(run_bench(target, config, settings.local.run_dir / "bench"))
+    result, engine = asyncio.run(run_bench(target, config, work_root))
     if profile is not None and engine is not None and engine.profile is not None:
         profile.write_text(markdown(engine.profile))
         result.meta["profile"] = str(profile)

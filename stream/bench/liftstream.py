@@ -1,16 +1,16 @@
 """The real engine: a `python -m stream worker` process on its own topics, end to end through Triton.
 
-Throughput: from when the worker starts consuming (its `events_in_total` leaving 0, polled) until every
-backlog event was consumed and every valid backlog exposure has a prediction on the predictions topic.
-Memory: the worker's RSS at the last poll before its first batch (started, idle) and after the backlog.
-Latency: then the backlog's live continuation at half that rate (see `stream.bench.latency`).
+Throughput: from when the worker starts consuming (its `events_in_total` leaving 0) until every backlog
+event was consumed and every valid backlog exposure has a prediction on the predictions topic. /metrics
+is polled only before the start and after the last prediction, so scraping costs the worker nothing
+while it works. Memory: the worker's RSS at the last poll before its first batch (started, idle) and
+after the backlog. Latency: then the backlog's live continuation at half that rate (`latency`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,82 +23,26 @@ from stream.bench import procs
 from stream.bench.kafka_io import preload
 from stream.bench.latency import LatencyPhase, measure_latency
 from stream.bench.profile import ProfileSummary, Sampler
-from stream.bench.stats import events_per_second
+from stream.bench.stats import Throughput
+from stream.bench.worker import Target, scrape, worker_env, worker_settings
 from stream.bench.workload import Workload
 from stream.errors import ServiceError
 from stream.history import TOPICS
 from stream.local.triton import free_ports
-from stream.settings import Settings, Topics, load_settings
 
 POLL_S = 0.05
-TOPIC_FIELDS = [name for name in Topics.model_fields if name != "partitions"]
-EVENTS_IN = "liftstream_events_in_total"
-
-
-@dataclass(frozen=True)
-class Target:
-    bootstrap: str
-    triton_url: str
-    model_repo: Path
 
 
 @dataclass(frozen=True)
 class EngineFigures:
-    eps: float
+    throughput: Throughput
+    triton_cpu_s: float | None
+    """CPU time of the local Triton (server and model stubs) during the backlog; None if not local."""
     idle_rss_mb: float
     rss_mb: float
     model_version: int
     latency: LatencyPhase | None
     profile: ProfileSummary | None
-
-
-def worker_settings(
-    target: Target, prefix: str, partitions: int, run_dir: Path, metrics_port: int
-) -> Settings:
-    return load_settings(
-        app_id=prefix,
-        kafka={"bootstrap": target.bootstrap},
-        triton_url=target.triton_url,
-        model_repo=target.model_repo,
-        metrics_port=metrics_port,
-        local={"run_dir": run_dir},
-        topics={
-            "partitions": partitions,
-            **{f: f"{prefix}-{Topics.model_fields[f].default}" for f in TOPIC_FIELDS},
-        },
-    )
-
-
-def worker_env(s: Settings) -> dict[str, str]:
-    return {
-        "LIFTSTREAM_APP_ID": s.app_id,
-        "LIFTSTREAM_KAFKA__BOOTSTRAP": s.kafka.bootstrap,
-        "LIFTSTREAM_TRITON_URL": s.triton_url,
-        "LIFTSTREAM_MODEL_REPO": str(s.model_repo),
-        "LIFTSTREAM_METRICS_PORT": str(s.metrics_port),
-        "LIFTSTREAM_LOCAL__RUN_DIR": str(s.local.run_dir),
-        "LIFTSTREAM_TOPICS__PARTITIONS": str(s.topics.partitions),
-        "LIFTSTREAM_LOG_LEVEL": "INFO",
-        **{f"LIFTSTREAM_TOPICS__{f.upper()}": getattr(s.topics, f) for f in TOPIC_FIELDS},
-    }
-
-
-def events_in(metrics_text: str) -> float:
-    """Input messages a worker consumed so far: every sample of `liftstream_events_in_total` added up."""
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics_text.splitlines()
-        if line.startswith(EVENTS_IN + "{") or line.startswith(EVENTS_IN + " ")
-    )
-
-
-def scrape(port: int) -> float | None:
-    """The worker's consumed count, None while its /metrics is not up yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310
-            return events_in(resp.read().decode())
-    except OSError:
-        return None
 
 
 async def run_liftstream(
@@ -111,29 +55,33 @@ async def run_liftstream(
     names = topic_names(settings)
     await preload(target.bootstrap, {t: names[t] for t in TOPICS}, workload.backlog)
     log = work_dir / "worker.log"
-    proc = procs.start("stream", ["worker"], worker_env(settings), log)
+    proc = procs.start("stream", ["worker"], worker_env(settings, target.worker_env), log)
     consumer = AIOKafkaConsumer(names["predictions"], bootstrap_servers=target.bootstrap,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=20)  # fmt: skip
     sampler: list[Sampler] = []
+    triton = procs.server_pids(f"--grpc-port={target.triton_url.rsplit(':', 1)[-1]}")
+    triton_cpu = [0.0]
 
     def alive() -> None:
         procs.check_alive(proc, "liftstream worker", log)
 
     def on_start() -> None:
+        triton_cpu[0] = procs.total_cpu_seconds(triton)
         if profile:
             sampler.append(Sampler(proc.pid, work_dir / "profile.txt"))
 
     try:
         await consumer.start()
         backlog = await _backlog(proc.pid, port, consumer, workload, timeout_s, alive, on_start)
+        triton_s = procs.total_cpu_seconds(triton) - triton_cpu[0] if triton else None
         summary = sampler.pop().stop() if sampler else None
         rss = procs.rss_mb(proc.pid)
-        eps = events_per_second(workload.events, backlog.start, backlog.end)
         latency = None
         if latency_s > 0 and workload.live:
-            latency = await measure_latency(target.bootstrap, names, consumer, workload.live, eps / 2,
-                                            latency_s, alive)  # fmt: skip
-        return EngineFigures(eps, backlog.idle_rss_mb, rss, backlog.model_version, latency, summary)
+            latency = await measure_latency(target.bootstrap, names, consumer, workload.live,
+                                            backlog.throughput.eps / 2, latency_s, alive)  # fmt: skip
+        return EngineFigures(backlog.throughput, triton_s, backlog.idle_rss_mb, rss, backlog.model_version,
+                             latency, summary)  # fmt: skip
     finally:
         for s in sampler:
             s.stop()
@@ -143,10 +91,19 @@ async def run_liftstream(
 
 @dataclass(frozen=True)
 class _Backlog:
-    start: float
-    end: float
+    throughput: Throughput
     idle_rss_mb: float
     model_version: int
+
+
+@dataclass
+class _Watch:
+    start: float | None = None
+    """Wall time of the last poll that still saw nothing consumed (consumption starts after it)."""
+    cpu: float = 0.0
+    idle_rss_mb: float = 0.0
+    consumed_at: float | None = None
+    next_poll: float = 0.0
 
 
 async def _backlog(
@@ -155,28 +112,25 @@ async def _backlog(
 ) -> _Backlog:  # fmt: skip
     deadline = time.monotonic() + timeout_s
     remaining = set(workload.exposures)
-    start: float | None = None
-    consumed_at: float | None = None
-    last_idle, idle_rss, version, next_poll, last_pred = 0.0, 0.0, 0, 0.0, 0.0
-    while remaining or consumed_at is None:
+    watch, started, version, last_pred = _Watch(), False, 0, 0.0
+    while remaining or watch.consumed_at is None:
         alive()
         if time.monotonic() > deadline:
             raise ServiceError(
                 f"the liftstream worker predicted {len(workload.exposures) - len(remaining)} of "
                 f"{len(workload.exposures)} exposures in {timeout_s:g}s"
             )
-        if consumed_at is None and time.monotonic() >= next_poll:
+        if (not started or not remaining) and time.monotonic() >= watch.next_poll:
             asked = time.time()
             n = await asyncio.to_thread(scrape, port)
-            next_poll = time.monotonic() + POLL_S
-            if start is None and n == 0:
-                # Consumption starts after this scrape was asked for: the earliest start it can have.
-                last_idle, idle_rss = asked, procs.rss_mb(pid)
-            elif start is None and n is not None:
-                start = last_idle or asked
+            watch.next_poll = time.monotonic() + POLL_S
+            if not started and n == 0:
+                watch.start, watch.cpu, watch.idle_rss_mb = asked, procs.cpu_seconds(pid), procs.rss_mb(pid)
+            elif not started and n is not None:
+                started = True
                 on_start()
             if n is not None and n >= workload.events:
-                consumed_at = time.time()
+                watch.consumed_at = time.time()
         for records in (await consumer.getmany(timeout_ms=20)).values():
             for record in records:
                 prediction = orjson.loads(record.value)
@@ -184,6 +138,8 @@ async def _backlog(
                 if prediction["event_id"] in remaining:
                     remaining.discard(prediction["event_id"])
                     last_pred = time.time()
-    if start is None or consumed_at is None:
-        raise ServiceError("the liftstream worker finished before its consumption could be observed")
-    return _Backlog(start, max(last_pred, consumed_at), idle_rss, version)
+    if watch.start is None or watch.consumed_at is None:
+        raise ServiceError("the liftstream worker consumed before its /metrics could be read")
+    cpu = procs.cpu_seconds(pid) - watch.cpu
+    seconds = max(last_pred, watch.consumed_at) - watch.start
+    return _Backlog(Throughput(workload.events, seconds, cpu), watch.idle_rss_mb, version)

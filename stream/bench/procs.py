@@ -54,6 +54,37 @@ def cpu_seconds(pid: int) -> float:
         raise ServiceError(f"cannot read the CPU time of process {pid}: {exc}") from exc
 
 
+def server_pids(flag: str) -> list[int]:
+    """Processes whose command line holds `flag` (e.g. `--grpc-port=8001`), and their children.
+
+    Triton's python backend runs each model instance in a stub process started by the server, so the
+    server alone would miss the CPU the models use.
+    """
+    parents: dict[int, int] = {}
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if flag.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return found + [pid for pid, ppid in parents.items() if ppid in found]
+
+
+def total_cpu_seconds(pids: list[int]) -> float:
+    """CPU time of the processes still there (one that exited meanwhile counts as nothing)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except ServiceError:
+            continue
+    return total
+
+
 def check_alive(proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
     if proc.poll() is not None:
         raise ServiceError(f"the {what} exited with code {proc.returncode}; its log:\n{tail(log)}")

@@ -22,8 +22,8 @@ MAX_RECORDS = 4096
 
 async def run_raw(
     bootstrap: str, prefix: str, workload: Workload, partitions: int, timeout_s: float
-) -> float:
-    """Events per second from the first fetched record to the last acknowledged send."""
+) -> Throughput:
+    """From the first fetched record to the last acknowledged send; CPU time of this process."""
     names = input_names(prefix)
     output = f"{prefix}-out"
     await create_topics(bootstrap, [*names.values(), output], partitions)

@@ -21,10 +21,11 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from stream.bench.kafka_io import check_kafka, delete_topics
-from stream.bench.liftstream import EngineFigures, Target, run_liftstream
+from stream.bench.liftstream import EngineFigures, run_liftstream
 from stream.bench.naive import run_naive
 from stream.bench.raw import run_raw
-from stream.bench.stats import BenchResult, percentile_ms, rss_per_100k_users
+from stream.bench.stats import BenchResult, Throughput, percentile_ms, rss_per_100k_users
+from stream.bench.worker import Target
 from stream.bench.workload import Workload, build_workload
 from stream.errors import ConfigError, ModelError, ServiceError
 from stream.scoring.triton import MODELS, newest_common_ready
@@ -80,39 +81,45 @@ async def run_bench(
     work_dir.mkdir(parents=True, exist_ok=True)
     workload = build_workload(config.events, config.seed, datetime.now(UTC))
     meta = _meta(target, config, workload, run_id)
-    eps: dict[str, float] = {}
+    passes: dict[str, Throughput] = {}
     engine: EngineFigures | None = None
     try:
         for name in config.contenders:
             load, began = os.getloadavg()[0], time.monotonic()
             prefix = f"{run_id}-{name}"
             if name == "raw":
-                eps[name] = await run_raw(
-                    target.bootstrap, prefix, workload, config.partitions, config.timeout_s
-                )
+                passes[name] = await run_raw(target.bootstrap, prefix, workload, config.partitions,
+                                             config.timeout_s)  # fmt: skip
             elif name == "naive":
-                eps[name] = await run_naive(target.bootstrap, prefix, workload, config.partitions,
-                                            config.timeout_s, work_dir)  # fmt: skip
+                passes[name] = await run_naive(target.bootstrap, prefix, workload, config.partitions,
+                                               config.timeout_s, work_dir)  # fmt: skip
             else:
                 engine = await run_liftstream(target, prefix, workload, config.partitions, config.timeout_s,
                                               work_dir, config.latency_s, config.profile)  # fmt: skip
-                eps[name] = engine.eps
+                passes[name] = engine.throughput
             meta["contenders"][name] = {
-                "wall_s": round(time.monotonic() - began, 1),
+                **passes[name].to_json(),
+                "run_s": round(time.monotonic() - began, 1),
                 "load_average_1m": [round(load, 2), round(os.getloadavg()[0], 2)],
             }
     finally:
         await delete_topics(target.bootstrap, run_id)
     meta["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return _result(eps, engine, workload, meta), engine
+    return _result(passes, engine, workload, meta), engine
 
 
 def _result(
-    eps: dict[str, float], engine: EngineFigures | None, workload: Workload, meta: dict[str, Any]
+    passes: dict[str, Throughput], engine: EngineFigures | None, workload: Workload, meta: dict[str, Any]
 ) -> BenchResult:
     p50 = p99 = rss = None
     if engine is not None:
         meta["model_version"] = engine.model_version
+        if engine.triton_cpu_s is not None and engine.throughput.cpu_s is not None:
+            both = engine.throughput.cpu_s + engine.triton_cpu_s
+            meta["contenders"]["liftstream"].update(
+                triton_cpu_s=round(engine.triton_cpu_s, 2),
+                events_per_cpu_s_with_triton=round(workload.events / both),
+            )
         rss = rss_per_100k_users(engine.rss_mb, engine.idle_rss_mb, workload.users)
         meta["rss"] = {"idle_mb": round(engine.idle_rss_mb, 1), "after_backlog_mb": round(engine.rss_mb, 1),
                        "users": workload.users}  # fmt: skip
@@ -126,6 +133,7 @@ def _result(
                 "scored_p99_ms": round(percentile_ms(lat.scored_ms, 99), 1),
             }  # fmt: skip
         meta["profiled"] = engine.profile is not None
+    eps = {name: p.eps for name, p in passes.items()}
     return BenchResult(eps.get("raw"), eps.get("naive"), eps.get("liftstream"), p50, p99, rss, meta)
 
 
@@ -142,6 +150,7 @@ def _meta(target: Target, config: BenchConfig, workload: Workload, run_id: str) 
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "kafka": target.bootstrap,
         "triton": target.triton_url,
+        "worker_env": target.worker_env,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
         "contenders": {},
     }

@@ -51,7 +51,11 @@ class Throughput:
 
     def to_json(self) -> dict[str, float | None]:
         per_cpu = self.events / self.cpu_s if self.cpu_s else None
-        return {"wall_s": _round(self.seconds), "cpu_s": _round(self.cpu_s), "events_per_cpu_s": _round(per_cpu)}
+        return {
+            "wall_s": _round(self.seconds),
+            "cpu_s": _round(self.cpu_s),
+            "events_per_cpu_s": _round(per_cpu),
+        }
 
 
 def percentile_ms(latencies_ms: Sequence[float], q: float) -> float:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from stream.bench.liftstream import Target
 from stream.bench.run import BenchConfig, run_bench
 from stream.bench.stats import KEYS
+from stream.bench.worker import Target
 from stream.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

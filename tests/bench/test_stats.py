@@ -8,6 +8,8 @@ import pytest
 from stream.bench.stats import (
     KEYS,
     BenchResult,
+    Throughput,
+    cpu_ticks,
     end_to_end_ms,
     events_per_second,
     percentile_ms,
@@ -82,3 +84,15 @@ def test_ratios_against_the_targets_and_missing_figures() -> None:
     assert [r.measured for r in missed][:2] == [15.0, 0.375]
     partial = ratios(BenchResult(80_000.0, None, None, None, None, None))
     assert all(r.measured is None and r.met is None for r in partial)
+
+
+def test_cpu_ticks_add_user_and_system_time_even_with_spaces_in_the_command() -> None:
+    stat = "4242 (python -m stream) S 1 4242 4242 0 -1 4194560 900 0 0 0 350 47 0 0 20 0 9 0 12345"
+    assert cpu_ticks(stat) == 397
+
+
+def test_throughput_reports_wall_and_cpu_rates() -> None:
+    t = Throughput(30_000, 12.0, 6.0)
+    assert t.eps == 2500.0
+    assert t.to_json() == {"wall_s": 12.0, "cpu_s": 6.0, "events_per_cpu_s": 5000.0}
+    assert Throughput(10, 1.0, None).to_json()["events_per_cpu_s"] is None

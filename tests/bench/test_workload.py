@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.bench.liftstream import Target, events_in, worker_env, worker_settings
 from stream.bench.run import BenchConfig, served_version
+from stream.bench.worker import Target, events_in, parse_env, worker_env, worker_settings
 from stream.bench.workload import build_workload, sim_config
 from stream.errors import ConfigError, ServiceError
 from stream.local.triton import free_ports
@@ -54,6 +54,10 @@ def test_the_worker_gets_its_own_app_id_and_topics_through_the_environment(tmp_p
     assert env["LIFTSTREAM_TOPICS__EXPOSURES"] == "bench-x-liftstream-exposures"
     assert env["LIFTSTREAM_TOPICS__DEAD_LETTER"] == "bench-x-liftstream-dead-letter"
     assert env["LIFTSTREAM_TOPICS__PARTITIONS"] == "3" and env["LIFTSTREAM_METRICS_PORT"] == "4242"
+    tuned = worker_env(s, parse_env(["LIFTSTREAM_BATCHING__MAX_SIZE=2048", "PRODUCER_LINGER=0.005"]))
+    assert tuned["LIFTSTREAM_BATCHING__MAX_SIZE"] == "2048" and tuned["PRODUCER_LINGER"] == "0.005"
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_env(["LIFTSTREAM_APP_ID"])
 
 
 def test_unknown_contenders_are_a_config_error() -> None:
