@@ -15,6 +15,9 @@ app = faust.App(
     store="memory://",
     topic_partitions=1,
     web_enabled=False,
+    # A restarted worker must not wait a minute for the stopped one's group membership to expire.
+    broker_session_timeout=10,
+    broker_heartbeat_interval=2,
     datadir=os.environ["COUNTER_DATADIR"],
 )
 source = app.topic(f"{PREFIX}-in", key_type=str, value_type=str, key_serializer="raw", value_serializer="raw")

@@ -53,7 +53,7 @@ async def _read(consumer: AIOKafkaConsumer, n: int, timeout_s: float) -> dict[st
     return seen
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 async def test_windowed_table_survives_restart(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
     consumer = AIOKafkaConsumer(f"{topic_prefix}-out", bootstrap_servers=kafka_bootstrap,
@@ -68,7 +68,7 @@ async def test_windowed_table_survives_restart(kafka_bootstrap: str, topic_prefi
 
         worker = _worker(kafka_bootstrap, topic_prefix, log)
         await _produce(kafka_bootstrap, f"{topic_prefix}-in", [(f"u{i}", f"b{i}") for i in range(3)])
-        second = await _read(consumer, 3, timeout_s=120)
+        second = await _read(consumer, 3, timeout_s=180)
     finally:
         _stop(worker)
         await consumer.stop()

@@ -32,6 +32,10 @@ from stream.simulate.live import live_messages, produce_live
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC_FIELDS = [name for name in Topics.model_fields if name != "partitions"]
+# Live mode sends a simulated day in seconds, so the order in which a worker happens to consume the
+# topics' partitions skews event time by hours; with the default 10 min lateness some events would be
+# (correctly) refused as late, and counts would depend on that order. Tests compare exact counts.
+LATENESS_S = 2 * 86400
 
 
 def engine_settings(base: Settings, prefix: str, run_dir: Path, **overrides: Any) -> Settings:
@@ -44,6 +48,7 @@ def engine_settings(base: Settings, prefix: str, run_dir: Path, **overrides: Any
         metrics_port=0,
         local={"run_dir": run_dir},
         topics={f: f"{prefix}-{getattr(Topics(), f)}" for f in TOPIC_FIELDS},
+        windows={"allowed_lateness_s": LATENESS_S},
         **overrides,
     )
 
@@ -58,6 +63,7 @@ def start_worker(settings: Settings, log: Path, metrics_port: int = 0, **env: st
         "LIFTSTREAM_LOCAL__RUN_DIR": str(settings.local.run_dir),
         "LIFTSTREAM_TOPICS__PARTITIONS": str(settings.topics.partitions),
         "LIFTSTREAM_WINDOWS__UNKNOWN_PROMOTION_WAIT_S": str(settings.windows.unknown_promotion_wait_s),
+        "LIFTSTREAM_WINDOWS__ALLOWED_LATENESS_S": str(settings.windows.allowed_lateness_s),
         **{f"LIFTSTREAM_TOPICS__{f.upper()}": getattr(settings.topics, f) for f in TOPIC_FIELDS},
         **env,
     }
