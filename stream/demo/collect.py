@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from stream.settings import Settings
 
@@ -31,22 +31,29 @@ async def read_outputs(settings: Settings, timeout_s: float = 30.0) -> Outputs:
         t.dead_letter: "dead_letters",
     }
     out = Outputs()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    await probe.start()
+    try:
+        present = [topic for topic in targets if topic in await probe.topics()]
+    finally:
+        await probe.stop()
+    if not present:
+        return out
+    consumer = AIOKafkaConsumer(*present, bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
-        available = await consumer.topics()
-        parts = [TopicPartition(topic, p) for topic in targets if topic in available
-                 for p in consumer.partitions_for_topic(topic) or ()]
-        if not parts:
-            return out
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
         async with asyncio.timeout(timeout_s):
-            while any(await consumer.position(tp) < end for tp, end in ends.items()):
-                for tp, records in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
-                    rows = getattr(out, targets[tp.topic])
-                    rows.extend(orjson.loads(r.value) for r in records if r.value)
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            while not consumer.assignment():
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            while True:
+                for tp, records in batch.items():
+                    getattr(out, targets[tp.topic]).extend(orjson.loads(r.value) for r in records if r.value)
+                if all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                    break
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
     finally:
         await consumer.stop()
     return out
