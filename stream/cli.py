@@ -32,8 +32,17 @@ def _register() -> None:
     from stream.monitor import cli as monitor_cli
     from stream.simulate import cli as simulate_cli
 
-    for module in (local_cli, events_cli, simulate_cli, models_cli, serving_cli, worker_cli, monitor_cli,
-                   demo_cli, bench_cli):
+    for module in (
+        local_cli,
+        events_cli,
+        simulate_cli,
+        models_cli,
+        serving_cli,
+        worker_cli,
+        monitor_cli,
+        demo_cli,
+        bench_cli,
+    ):
         module.register(app)
 
 

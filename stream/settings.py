@@ -1,4 +1,4 @@
-"""The one settings object. Every option has an env var `LIFTSTREAM_<NAME>` (nested: `LIFTSTREAM_<GROUP>__<NAME>`)."""
+"""The one settings object: each option has an env var `LIFTSTREAM_<NAME>` (nested: `…_<GROUP>__<NAME>`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ class Batching(BaseModel):
     max_size: int = Field(512, ge=1, le=65536, description="most exposures in one Triton request")
     max_wait_s: float = Field(0.02, gt=0, le=10, description="longest a partial batch waits")
     max_in_flight: int = Field(4, ge=1, le=256, description="Triton requests in flight per worker")
-    retries: int = Field(8, ge=0, le=100, description="retries of a retryable Triton error before backing off")
+    retries: int = Field(
+        8, ge=0, le=100, description="retries of a retryable Triton error before backing off"
+    )
     backoff_base_s: float = Field(0.1, gt=0, le=60)
     backoff_max_s: float = Field(5.0, gt=0, le=600)
     request_timeout_s: float = Field(10.0, gt=0, le=600)

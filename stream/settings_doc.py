@@ -1,4 +1,4 @@
-"""Renders the configuration reference (docs/configuration.md) from `Settings`: `python -m stream.settings_doc`."""
+"""Renders docs/configuration.md from `Settings`: `python -m stream.settings_doc > docs/configuration.md`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Session fixtures: the real local Kafka, Triton and Prometheus, started by the same launcher as `liftstream local`.
+"""Session fixtures: the real Kafka, Triton and Prometheus, started by the launcher of `liftstream local`.
 
 Each pytest session gets free ports and its own run directory, so a developer's `liftstream local up` stack and
 other test sessions are left alone.
@@ -18,15 +18,21 @@ from stream.local.triton import TritonEndpoints, free_ports
 from stream.settings import Local, Settings, load_settings
 
 
-
 @pytest.fixture(scope="session")
 def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     run_dir = Path(os.environ.get("LIFTSTREAM_TEST_RUN_DIR", str(tmp_path_factory.mktemp("run"))))
     repo = tmp_path_factory.mktemp("triton_repo")
     kafka, controller, http, grpc, metrics, prom, worker_metrics = free_ports(7)
     return load_settings(
-        local=Local(run_dir=run_dir, kafka_port=kafka, kafka_controller_port=controller, triton_http_port=http,
-                    triton_grpc_port=grpc, triton_metrics_port=metrics, prometheus_port=prom),
+        local=Local(
+            run_dir=run_dir,
+            kafka_port=kafka,
+            kafka_controller_port=controller,
+            triton_http_port=http,
+            triton_grpc_port=grpc,
+            triton_metrics_port=metrics,
+            prometheus_port=prom,
+        ),
         kafka={"bootstrap": f"127.0.0.1:{kafka}"},
         triton_url=f"127.0.0.1:{grpc}",
         model_repo=repo,
@@ -54,8 +60,11 @@ def kafka_bootstrap(kafka_service: None, test_settings: Settings) -> str:
 def triton_service(test_settings: Settings) -> Iterator[TritonEndpoints]:
     for _ in _service(test_settings, "triton"):
         loc = test_settings.local
-        yield TritonEndpoints(f"127.0.0.1:{loc.triton_http_port}", f"127.0.0.1:{loc.triton_grpc_port}",
-                              f"127.0.0.1:{loc.triton_metrics_port}")
+        yield TritonEndpoints(
+            f"127.0.0.1:{loc.triton_http_port}",
+            f"127.0.0.1:{loc.triton_grpc_port}",
+            f"127.0.0.1:{loc.triton_metrics_port}",
+        )
 
 
 @pytest.fixture(scope="session")

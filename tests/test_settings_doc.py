@@ -16,7 +16,9 @@ def test_configuration_reference_is_current(monkeypatch: pytest.MonkeyPatch) -> 
     for var in [v for v in os.environ if v.startswith("LIFTSTREAM_")]:
         monkeypatch.delenv(var)
     doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
-    assert doc.read_text() == render(), "regenerate with: python -m stream.settings_doc > docs/configuration.md"
+    assert doc.read_text() == render(), (
+        "regenerate with: python -m stream.settings_doc > docs/configuration.md"
+    )
 
 
 def test_bad_setting_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

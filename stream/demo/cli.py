@@ -16,10 +16,12 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    duration: Annotated[float, typer.Option(
-        "--duration", envvar="LIFTSTREAM_DEMO_DURATION", help="seconds of live traffic")] = 60.0,
-    rate: Annotated[float, typer.Option(
-        "--rate", envvar="LIFTSTREAM_DEMO_RATE", help="events per second of live traffic")] = 500.0,
+    duration: Annotated[
+        float, typer.Option("--duration", envvar="LIFTSTREAM_DEMO_DURATION", help="seconds of live traffic")
+    ] = 60.0,
+    rate: Annotated[
+        float, typer.Option("--rate", envvar="LIFTSTREAM_DEMO_RATE", help="events per second of live traffic")
+    ] = 500.0,
 ) -> None:
     """The whole product on this machine: local stack, model, worker, live traffic, monitor, report."""
     if not 5 <= duration <= 3600:

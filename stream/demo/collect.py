@@ -21,7 +21,7 @@ class Outputs:
 
 
 async def read_outputs(settings: Settings, timeout_s: float = 30.0) -> Outputs:
-    """Everything currently in the output topics, from the beginning (no consumer group, nothing committed)."""
+    """Everything now in the output topics, from the beginning (no consumer group, nothing committed)."""
     t = settings.topics
     targets = {
         t.predictions: "predictions",
@@ -39,8 +39,13 @@ async def read_outputs(settings: Settings, timeout_s: float = 30.0) -> Outputs:
         await probe.stop()
     if not present:
         return out
-    consumer = AIOKafkaConsumer(*present, bootstrap_servers=settings.kafka.bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        *present,
+        bootstrap_servers=settings.kafka.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         async with asyncio.timeout(timeout_s):

@@ -49,7 +49,7 @@ def uplift_figure(effects: list[dict]) -> Figure:
         ax.axhline(rows_[-1]["goal"]["target_uplift"], color="grey", ls="--", lw=1, label="goal")
         ax.set_title(f"{promo} ({outcome}) — {rows_[-1]['status']}", fontsize=9)
         ax.set_xlabel("s since first report", fontsize=8)
-    for ax in axes[len(by_promo):]:
+    for ax in axes[len(by_promo) :]:
         ax.set_visible(False)
     if by_promo:
         axes[0].legend(fontsize=7)
@@ -103,13 +103,18 @@ def summary(outputs: Outputs, stats: dict[str, float | int | str]) -> dict[str, 
 
 
 def write_report(outputs: Outputs, stats: dict[str, float | int | str], path: Path) -> Path:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in summary(outputs, stats).items())
-    alerts = "".join(
-        f"<tr><td>{html.escape(a['raised_at'])}</td><td>{html.escape(a['kind'])}</td>"
-        f"<td>{html.escape(a['severity'])}</td><td>{html.escape(a['message'])}</td></tr>"
-        for a in sorted(outputs.alerts, key=lambda a: a["raised_at"])
-    ) or "<tr><td colspan=4>no alerts</td></tr>"
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in summary(outputs, stats).items()
+    )
+    alerts = (
+        "".join(
+            f"<tr><td>{html.escape(a['raised_at'])}</td><td>{html.escape(a['kind'])}</td>"
+            f"<td>{html.escape(a['severity'])}</td><td>{html.escape(a['message'])}</td></tr>"
+            for a in sorted(outputs.alerts, key=lambda a: a["raised_at"])
+        )
+        or "<tr><td colspan=4>no alerts</td></tr>"
+    )
     latest: dict[str, dict] = {}
     for e in sorted(outputs.effects, key=lambda e: e["emitted_at"]):
         latest[e["promotion_id"]] = e
@@ -121,14 +126,16 @@ def write_report(outputs: Outputs, stats: dict[str, float | int | str], path: Pa
         for p, e in sorted(latest.items())
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>liftstream demo report</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:left}}table{{border-collapse:collapse}}
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:left}}
+table{{border-collapse:collapse}}
 tr:nth-child(even){{background:#f4f4f4}}</style></head><body>
 <h1>liftstream demo report</h1><table>{rows}</table>
 <h2>Promotions (latest report)</h2><table><tr><th>promotion</th><th>treated</th><th>holdout</th>
 <th>predicted uplift</th><th>realised uplift</th><th>goal</th><th>status</th></tr>{status}</table>
 <h2>Predicted vs realised uplift over time</h2>{_png(uplift_figure(outputs.effects))}
 <h2>Throughput, latency and drift</h2>{_png(pipeline_figure(outputs.predictions, outputs.drift))}
-<h2>Alerts raised</h2><table><tr><th>raised at</th><th>kind</th><th>severity</th><th>message</th></tr>{alerts}</table>
+<h2>Alerts raised</h2>
+<table><tr><th>raised at</th><th>kind</th><th>severity</th><th>message</th></tr>{alerts}</table>
 </body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)

@@ -38,22 +38,39 @@ log = logging.getLogger(__name__)
 
 # The live world: the dud promotion (zero true effect) is exposed from the first seconds, the drift
 # episode (a new user cohort) runs from 40% to 80% of the simulated span.
-LIVE_WORLD = {"seed": 3, "users": 2500, "days": 2.0, "drift_start": 0.4, "drift_end": 0.8, "malformed_rate": 0.002}
+LIVE_WORLD = {
+    "seed": 3,
+    "users": 2500,
+    "days": 2.0,
+    "drift_start": 0.4,
+    "drift_end": 0.8,
+    "malformed_rate": 0.002,
+}
 DRAIN_S = 20.0
 
 
 def run_settings(base: Settings, run_id: str) -> Settings:
     """This run's topics and consumer group, so runs never mix and no data has to be wiped."""
-    topics = {name: f"{run_id}-{value}" for name, value in base.topics.model_dump().items() if isinstance(value, str)}
-    return base.model_copy(update={"topics": Topics(**topics, partitions=base.topics.partitions),
-                                   "app_id": run_id})
+    topics = {
+        name: f"{run_id}-{value}"
+        for name, value in base.topics.model_dump().items()
+        if isinstance(value, str)
+    }
+    return base.model_copy(
+        update={"topics": Topics(**topics, partitions=base.topics.partitions), "app_id": run_id}
+    )
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
     env = {f"LIFTSTREAM_TOPICS__{k.upper()}": str(v) for k, v in settings.topics.model_dump().items()}
-    return {**env, "LIFTSTREAM_APP_ID": settings.app_id, "LIFTSTREAM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
-            "LIFTSTREAM_TRITON_URL": settings.triton_url, "LIFTSTREAM_METRICS_PORT": str(settings.metrics_port),
-            "LIFTSTREAM_MODEL_REPO": str(settings.model_repo.resolve())}
+    return {
+        **env,
+        "LIFTSTREAM_APP_ID": settings.app_id,
+        "LIFTSTREAM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "LIFTSTREAM_TRITON_URL": settings.triton_url,
+        "LIFTSTREAM_METRICS_PORT": str(settings.metrics_port),
+        "LIFTSTREAM_MODEL_REPO": str(settings.model_repo.resolve()),
+    }
 
 
 def _metrics_up(port: int) -> bool:
@@ -82,15 +99,22 @@ def run_demo(base: Settings, duration_s: float, rate: float, console: Console) -
             deadline = time.monotonic() + 180
             while not _metrics_up(settings.metrics_port):
                 if worker.pid() is None or time.monotonic() > deadline:
-                    raise ServiceError(f"the worker did not start; log {worker.log_file}:\n{worker.log_tail()}")
+                    raise ServiceError(
+                        f"the worker did not start; log {worker.log_file}:\n{worker.log_tail()}"
+                    )
                 time.sleep(0.5)
             console.log(f"worker running (pid {worker.pid()}, log {worker.log_file})")
         sent = asyncio.run(_traffic(settings, duration_s, rate, console))
         with console.status(f"letting the worker drain ({DRAIN_S:.0f}s)"):
             time.sleep(DRAIN_S)
             outputs = asyncio.run(read_outputs(settings))
-        stats = {"run": run_id, "model version": version, "traffic seconds": duration_s, "events sent": sent,
-                 "wall seconds": round(time.monotonic() - began, 1)}
+        stats = {
+            "run": run_id,
+            "model version": version,
+            "traffic seconds": duration_s,
+            "events sent": sent,
+            "wall seconds": round(time.monotonic() - began, 1),
+        }
         return write_report(outputs, stats, work / "reports" / f"{run_id}.html")
     finally:
         worker.stop()
@@ -101,18 +125,33 @@ def run_demo(base: Settings, duration_s: float, rate: float, console: Console) -
 async def _traffic(settings: Settings, duration_s: float, rate: float, console: Console) -> int:
     """Produce the live world while the monitor view and a progress bar refresh every second."""
     state = MonitorState(max_alerts=8)
-    topics = {settings.topics.campaign_effects: CampaignEffect, settings.topics.alerts: Alert,
-              settings.topics.drift: DriftReport}
-    bar = Progress(TextColumn("live traffic"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}s"),
-                   TextColumn("{task.fields[sent]} events"), TimeElapsedColumn())
+    topics = {
+        settings.topics.campaign_effects: CampaignEffect,
+        settings.topics.alerts: Alert,
+        settings.topics.drift: DriftReport,
+    }
+    bar = Progress(
+        TextColumn("live traffic"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}s"),
+        TextColumn("{task.fields[sent]} events"),
+        TimeElapsedColumn(),
+    )
     task = bar.add_task("traffic", total=duration_s, sent=0)
 
     def progress(p: SendProgress) -> None:
         bar.update(task, completed=min(p.elapsed_s, duration_s), sent=p.sent)
 
     async with OutputReader(settings.kafka, topics, state, from_beginning=True) as reader:
-        producing = asyncio.create_task(produce_live(settings, SimConfig(**LIVE_WORLD),  # type: ignore[arg-type]
-                                                     rate=rate, duration_s=duration_s, on_progress=progress))
+        producing = asyncio.create_task(
+            produce_live(
+                settings,
+                SimConfig(**LIVE_WORLD),  # type: ignore[arg-type]
+                rate=rate,
+                duration_s=duration_s,
+                on_progress=progress,
+            )
+        )
         with Live(console=console, auto_refresh=False) as live:
             while not producing.done():
                 await reader.poll(1.0)

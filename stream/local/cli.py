@@ -9,8 +9,10 @@ from stream.errors import ConfigError
 from stream.local import stack
 from stream.settings import get_settings, load_settings
 
-local = typer.Typer(help="Run the real Kafka, Triton and Prometheus on this machine (pids and logs in the run dir).",
-                    no_args_is_help=True)
+local = typer.Typer(
+    help="Run the real Kafka, Triton and Prometheus on this machine (pids and logs in the run dir).",
+    no_args_is_help=True,
+)
 
 ServicesOpt = Annotated[
     list[str] | None,

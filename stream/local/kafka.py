@@ -36,7 +36,7 @@ def kafka_version(pom: Path = POM) -> str:
 
 
 def resolve_jars(pom: Path = POM) -> Path:
-    """Copy the broker's runtime jars once into ~/.cache/liftstream/kafka-<version>/libs (Maven caches the rest)."""
+    """Copy the broker's runtime jars once into ~/.cache/liftstream/kafka-<version>/libs."""
     libs = JAR_CACHE / f"kafka-{kafka_version(pom)}" / "libs"
     if (libs / ".complete").exists():
         return libs
@@ -46,11 +46,21 @@ def resolve_jars(pom: Path = POM) -> Path:
             raise PrerequisiteError(f"{tool} not found: install it with `apt-get install -y {pkg}`")
     tmp = libs.with_name("libs.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-           f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={tmp}",
+        "-DincludeScope=runtime",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
-        raise ServiceError(f"maven could not resolve the Kafka jars:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise ServiceError(
+            f"maven could not resolve the Kafka jars:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
     (libs / ".complete").touch()
@@ -58,27 +68,29 @@ def resolve_jars(pom: Path = POM) -> Path:
 
 
 def server_properties(data: Path, port: int, controller_port: int) -> str:
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        f"log.dirs={data}",
-        "num.partitions=1",
-        "auto.create.topics.enable=true",
-        "offsets.topic.replication.factor=1",
-        "offsets.topic.num.partitions=4",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        "message.max.bytes=2097152",
-        "log.retention.hours=24",
-        "",
-    ])
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=1",
+            "auto.create.topics.enable=true",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "message.max.bytes=2097152",
+            "log.retention.hours=24",
+            "",
+        ]
+    )
 
 
 def start(home: Path, port: int, controller_port: int, heap: str = "1g") -> Managed:
@@ -98,7 +110,9 @@ def start(home: Path, port: int, controller_port: int, heap: str = "1g") -> Mana
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(  # noqa: S603
             [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", f"--config={props}"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if fmt.returncode != 0:
             raise ServiceError(f"kafka storage format failed: {fmt.stdout[-1500:]}{fmt.stderr[-1500:]}")

@@ -44,11 +44,13 @@ def up(settings: Settings, services: tuple[str, ...] = SERVICES, *, fresh: bool 
         if name == "kafka":
             kafka.start(home, loc.kafka_port, loc.kafka_controller_port, loc.kafka_heap)
         elif name == "triton":
-            triton.start(home, settings.model_repo, loc.triton_http_port, loc.triton_grpc_port,
-                         loc.triton_metrics_port)
+            triton.start(
+                home, settings.model_repo, loc.triton_http_port, loc.triton_grpc_port, loc.triton_metrics_port
+            )
         else:
-            prometheus.start(home, loc.prometheus_port, worker_targets(settings),
-                             f"127.0.0.1:{loc.triton_metrics_port}")
+            prometheus.start(
+                home, loc.prometheus_port, worker_targets(settings), f"127.0.0.1:{loc.triton_metrics_port}"
+            )
         timings[name] = time.monotonic() - began
     return timings
 
@@ -63,7 +65,7 @@ def status(settings: Settings, services: tuple[str, ...] = SERVICES) -> list[Ser
     endpoints = {
         "kafka": f"127.0.0.1:{loc.kafka_port}",
         "triton": f"http 127.0.0.1:{loc.triton_http_port} grpc 127.0.0.1:{loc.triton_grpc_port} "
-                  f"metrics 127.0.0.1:{loc.triton_metrics_port}",
+        f"metrics 127.0.0.1:{loc.triton_metrics_port}",
         "prometheus": f"127.0.0.1:{loc.prometheus_port}",
     }
     probes = {
@@ -75,5 +77,7 @@ def status(settings: Settings, services: tuple[str, ...] = SERVICES) -> list[Ser
     for name in services:
         svc = Managed(name, _home(settings, name))
         pid = svc.pid()
-        states.append(ServiceState(name, pid, endpoints[name], pid is not None and probes[name](), svc.log_file))
+        states.append(
+            ServiceState(name, pid, endpoints[name], pid is not None and probes[name](), svc.log_file)
+        )
     return states

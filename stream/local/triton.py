@@ -119,7 +119,9 @@ def free_ports(n: int) -> list[int]:
 
 
 @contextmanager
-def temporary_triton(repo: Path, *, cpu: bool | None = None, home: Path | None = None) -> Iterator[TritonEndpoints]:
+def temporary_triton(
+    repo: Path, *, cpu: bool | None = None, home: Path | None = None
+) -> Iterator[TritonEndpoints]:
     """A Triton on free ports serving `repo`, stopped (with its stubs) on exit."""
     with tempfile.TemporaryDirectory(prefix="liftstream-triton-") as tmp:
         run_home = home or Path(tmp)

@@ -15,9 +15,15 @@ pytestmark = pytest.mark.unit
 def _effect(t: str, realised: float) -> dict:
     zero = {"visit": 0.0, "conversion": 0.0, "revenue": 0.0}
     return {
-        "promotion_id": "p1", "campaign_id": "c1", "emitted_at": t, "status": "underperforming",
-        "exposures_treatment": 90, "exposures_holdout": 30, "goal": {"outcome": "conversion", "target_uplift": 0.02},
-        "predicted_uplift": {**zero, "conversion": 0.01}, "realised_uplift": {**zero, "conversion": realised},
+        "promotion_id": "p1",
+        "campaign_id": "c1",
+        "emitted_at": t,
+        "status": "underperforming",
+        "exposures_treatment": 90,
+        "exposures_holdout": 30,
+        "goal": {"outcome": "conversion", "target_uplift": 0.02},
+        "predicted_uplift": {**zero, "conversion": 0.01},
+        "realised_uplift": {**zero, "conversion": realised},
         "realised_uplift_ci": {o: {"low": -0.1, "high": 0.1} for o in zero},
     }
 
@@ -26,8 +32,14 @@ def test_report_holds_figures_tables_and_alerts(tmp_path: Path) -> None:
     outputs = Outputs(
         predictions=[{"scored_at": f"2026-01-01T00:00:{s:02d}Z", "latency_ms": float(s)} for s in range(20)],
         effects=[_effect("2026-01-01T00:00:05Z", 0.0), _effect("2026-01-01T00:00:15Z", -0.01)],
-        alerts=[{"raised_at": "2026-01-01T00:00:16Z", "kind": "underperforming", "severity": "warning",
-                 "message": "p1 <below> goal"}],
+        alerts=[
+            {
+                "raised_at": "2026-01-01T00:00:16Z",
+                "kind": "underperforming",
+                "severity": "warning",
+                "message": "p1 <below> goal",
+            }
+        ],
         drift=[{"scope": "overall", "emitted_at": "2026-01-01T00:00:10Z", "max_psi": 0.4}],
     )
     page = write_report(outputs, {"run": "r1"}, tmp_path / "r.html").read_text()

@@ -16,11 +16,19 @@ APP = Path(__file__).with_name("faust_counter.py")
 
 
 def _worker(bootstrap: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "COUNTER_PREFIX": prefix, "COUNTER_BROKER": bootstrap,
-           "COUNTER_DATADIR": str(log.parent / "faust-data")}
+    env = {
+        **os.environ,
+        "COUNTER_PREFIX": prefix,
+        "COUNTER_BROKER": bootstrap,
+        "COUNTER_DATADIR": str(log.parent / "faust-data"),
+    }
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, str(APP), "worker", "-l", "warn", "--without-web"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, str(APP), "worker", "-l", "warn", "--without-web"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -54,10 +62,16 @@ async def _read(consumer: AIOKafkaConsumer, n: int, timeout_s: float) -> dict[st
 
 
 @pytest.mark.timeout(420)
-async def test_windowed_table_survives_restart(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+async def test_windowed_table_survives_restart(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
     log = tmp_path / "worker.log"
-    consumer = AIOKafkaConsumer(f"{topic_prefix}-out", bootstrap_servers=kafka_bootstrap,
-                                auto_offset_reset="earliest", metadata_max_age_ms=1000)
+    consumer = AIOKafkaConsumer(
+        f"{topic_prefix}-out",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=1000,
+    )
     await consumer.start()
     worker = _worker(kafka_bootstrap, topic_prefix, log)
     try:

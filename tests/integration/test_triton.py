@@ -6,7 +6,6 @@ import asyncio
 import textwrap
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +27,7 @@ output [ { name: "y", data_type: TYPE_FP32, dims: [ 2 ] } ]
 instance_group [ { kind: KIND_CPU, count: 1 } ]
 dynamic_batching { max_queue_delay_microseconds: 50000 }
 """
-MODEL_PY = textwrap.dedent('''
+MODEL_PY = textwrap.dedent("""
     import pathlib
 
     import numpy as np
@@ -51,7 +50,7 @@ MODEL_PY = textwrap.dedent('''
                 start += len(x)
                 out.append(pb_utils.InferenceResponse([pb_utils.Tensor("y", part.astype(np.float32))]))
             return out
-''')
+""")
 
 
 class Affine(torch.nn.Module):
@@ -91,12 +90,16 @@ async def _infer(client: grpcclient.InferenceServerClient, x: np.ndarray) -> np.
 
 def _metric(metrics: str, name: str) -> float:
     text = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5).read().decode()  # noqa: S310
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and f'model="{MODEL}"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and f'model="{MODEL}"' in line
+    )
 
 
-async def test_torchscript_through_python_backend(affine: tuple[torch.jit.ScriptModule, str],
-                                                  triton_service: TritonEndpoints) -> None:
+async def test_torchscript_through_python_backend(
+    affine: tuple[torch.jit.ScriptModule, str], triton_service: TritonEndpoints
+) -> None:
     module, url = affine
     client = grpcclient.InferenceServerClient(url)
     try:
