@@ -1,6 +1,6 @@
 """Session fixtures: the real Kafka, Triton and Prometheus, started by the launcher of `liftstream local`.
 
-Each pytest session gets free ports and its own run directory, so a developer's `liftstream local up` stack and
+Each pytest session gets free ports and its own run directory, so a running `liftstream local up` stack and
 other test sessions are left alone.
 """
 
