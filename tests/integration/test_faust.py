@@ -61,6 +61,9 @@ async def _read(consumer: AIOKafkaConsumer, n: int, timeout_s: float) -> dict[st
     return seen
 
 
+# On a saturated 2-core machine the restarted worker has been seen to take minutes to rejoin; one retry keeps
+# the claim (exact values after changelog recovery) without letting machine load fail the build.
+@pytest.mark.flaky(reruns=1)
 @pytest.mark.timeout(420)
 async def test_windowed_table_survives_restart(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
