@@ -37,7 +37,7 @@ FORMULATION = "shared-trunk T-learner: control head + treated-minus-control offs
 class TrainConfig:
     epochs: int = 16
     batch_size: int = 1024
-    lr: float = 2e-3
+    lr: float = 1e-3
     backbone_lr: float = 3e-5
     weight_decay: float = 1e-4
     hidden: tuple[int, ...] = (128, 64)
