@@ -81,7 +81,10 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
     for record, event in zip(records, events, strict=True):
         engine.ledger.track(record.tp, record.offset, event)
     decoded = decode_records(records, engine.names, now)
-    asm = assemble(decoded.valid, engine.user_value, engine.partials.get, engine.config)
+    # With no active promotion yet (their texts may still be encoding) a ranking would be empty: leave the
+    # session unranked so one of its next clicks ranks it.
+    rankable = bool(engine.registry.active())
+    asm = assemble(decoded.valid, engine.user_value, engine.partials.get, engine.config, rankable=rankable)
     for uid, (_, value) in asm.users.items():
         engine.users.stage(uid, value)
     for key, p in asm.partials.items():

@@ -54,6 +54,8 @@ def assemble(
     user: Callable[[str], UserValue],
     partial: Callable[[str], Partial | None],
     config: UserConfig,
+    *,
+    rankable: bool = True,
 ) -> Assembly:
     """`user` / `partial` read the values as of the previous batch; events must not be promotions."""
     out = Assembly()
@@ -67,7 +69,9 @@ def assemble(
             continue
         deltas: list[Delta] = []
         if isinstance(event, ClickEvent):
-            value, applied, deltas, rank = apply_click(value, record.topic, record.offset, event, config)
+            value, applied, deltas, rank = apply_click(
+                value, record.topic, record.offset, event, config, rankable=rankable
+            )
             if rank:
                 out.rankings[uid] = RankItem(record, uid, event.session_id, event.ts.timestamp())
         elif isinstance(event, ExposureEvent):

@@ -97,7 +97,7 @@ def _at(value: UserValue, topic: str, offset: int, **changes: Any) -> UserValue:
 
 
 def apply_click(
-    value: UserValue, topic: str, offset: int, click: ClickEvent, config: UserConfig
+    value: UserValue, topic: str, offset: int, click: ClickEvent, config: UserConfig, *, rankable: bool = True
 ) -> tuple[UserValue, Applied, list[Delta], bool]:
     """(value, feature outcome, realised-effect deltas, whether to rank promotions for the user now).
 
@@ -108,7 +108,7 @@ def apply_click(
     state, applied = features.apply_click(value.features, row, config.features)
     attributed, deltas, _ = attribution.apply_click(value.attribution, row, config.attribution)
     ts, session = row[0], row[4]
-    rank = applied is Applied.applied and (
+    rank = rankable and applied is Applied.applied and (
         value.ranked_ts is None
         or (
             ts >= value.ranked_ts

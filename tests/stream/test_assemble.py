@@ -123,3 +123,11 @@ def test_an_older_profile_only_moves_the_offset() -> None:
     asm = _run(_records([("profiles", 1, profile("u", 10.0, tenure_days=1))]), users)
     assert asm.users["u"][1].profile == users["u"].profile
     assert asm.users["u"][1].offsets["profiles"] == 1 and asm.outcomes["profiles", "late"] == 1
+
+
+def test_no_ranking_and_no_marker_while_no_promotion_is_active() -> None:
+    first = _records([("clicks", 0, click("u", 0.0, session_id="s1"))])
+    users, _ = _state(assemble(first, lambda _: EMPTY, {}.get, CONFIG, rankable=False))
+    assert users["u"].ranked_ts is None
+    later = _run(_records([("clicks", 1, click("u", 5.0, session_id="s1"))]), users)
+    assert list(later.rankings) == ["u"]
