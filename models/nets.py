@@ -70,8 +70,8 @@ class PromoEncoder(nn.Module):
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Backbone output averaged over the real (unmasked) tokens: [N, hidden]."""
-        # A ready additive 4-D mask skips transformers' mask helpers, which would trace the CPU device into the
-        # TorchScript graph and break libtorch serving on a GPU.
+        # A ready additive 4-D mask skips transformers' mask helpers, which would trace the CPU device
+        # into the TorchScript graph and break libtorch serving on a GPU.
         keep = attention_mask[:, None, None, :].to(self.projection.weight.dtype)
         additive = (1.0 - keep) * torch.finfo(keep.dtype).min
         hidden = self.backbone(input_ids=input_ids, attention_mask=additive)[0]

@@ -226,7 +226,7 @@ def test_rankings_are_ordered_and_hold_only_active_eligible_promotions(run: Run)
         for c in s.clicks:
             sessions[c.user_id, c.session_id].append(c)
     # Non-vacuous: some sessions start after the promotions are registered. How many depends on how fast
-    # Triton encodes the texts relative to the replayed day (4 seen on a saturated 2-core machine, dozens idle).
+    # Triton encodes texts relative to the replayed day (4 seen on a saturated 2-core machine, dozens idle).
     assert sum(bool(r["ranked"]) for r in rankings) >= 3
     for r in rankings:
         revenue = [x["expected_incremental_revenue"] for x in r["ranked"]]
