@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import py_compile
 import shutil
 import tempfile
 import warnings
@@ -151,6 +152,9 @@ def export_model(model_dir: Path, repo: Path, version: int | None = None) -> Exp
             traced.save(str(out / "model.pt"))
             verify(module, load_torchscript(out / "model.pt"), [example, *checks])
             shutil.copyfile(twin.__file__, out / "model.py")
+            # Compiled here: the python backend stub importing it would write __pycache__ into the served
+            # version directory, and the repository poll would reload the model (resetting its statistics).
+            py_compile.compile(str(out / "model.py"), doraise=True)
         scorer_dir = staging / sig.SCORER
         save_reference(
             build_reference(reference["user_features"], reference["promo_attrs"], reference["arm"],
