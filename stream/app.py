@@ -97,6 +97,7 @@ def create_app(
         datadir=str(datadir),
         topic_partitions=settings.topics.partitions,
         producer_acks=-1,
+        producer_linger=settings.batching.producer_linger_s,
         broker_commit_every=COMMIT_EVERY,
         broker_commit_interval=COMMIT_INTERVAL_S,
         consumer_auto_offset_reset="earliest",

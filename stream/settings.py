@@ -39,6 +39,9 @@ class Batching(BaseModel):
     backoff_base_s: float = Field(0.1, gt=0, le=60)
     backoff_max_s: float = Field(5.0, gt=0, le=600)
     request_timeout_s: float = Field(10.0, gt=0, le=600)
+    producer_linger_s: float = Field(
+        0.005, ge=0, le=1, description="how long the producer gathers outputs into one produce request"
+    )
 
 
 class Windows(BaseModel):

@@ -132,8 +132,10 @@ class Engine:
         """Hands every output to the producer without waiting; returns the delivery futures."""
         futures = []
         counts: dict[str, int] = {}
+        send = self.app.producer.send  # the raw producer: outputs are bytes already, no per-message wrapping
         for out in outputs:
-            futures.append(await self.topics[out.topic].send(key=out.key, value=out.value))
+            name = self.names[out.topic]
+            futures.append(await send(name, out.key, out.value, partition=None, timestamp=None, headers=None))
             counts[out.topic] = counts.get(out.topic, 0) + 1
         for topic, n in counts.items():
             if topic in TOPICS:
