@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from stream.agents import effects, promotions, timers, users
 from stream.agents.engine import Engine
-from stream.agents.topics import ssl_context
+from stream.kafka_options import ssl_context
 from stream.metrics import Metrics
 from stream.scoring.protocol import Scorer
 from stream.scoring.triton import TritonScorer
@@ -54,7 +54,7 @@ class LiftstreamApp(faust.App):
 
 def credentials(settings: Settings) -> Any:
     k = settings.kafka
-    context = ssl_context(settings)
+    context = ssl_context(settings.kafka)
     if k.sasl_mechanism:
         password = k.sasl_password.get_secret_value() if k.sasl_password else None
         return faust.SASLCredentials(

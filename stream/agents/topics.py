@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 from collections.abc import Sequence
-from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.helpers import create_ssl_context
 
 from stream.errors import ConfigError, ServiceError
 from stream.events.models import INPUT_EVENTS, OUTPUT_EVENTS
+from stream.kafka_options import client_options
 from stream.outputs.partials import PARTIALS
 from stream.settings import Settings
 
@@ -33,31 +31,11 @@ def topic_names(settings: Settings) -> dict[str, str]:
     return names
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    k = settings.kafka
-    if k.security_protocol not in ("SSL", "SASL_SSL"):
-        return None
-    return create_ssl_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
-
-
-def admin_options(settings: Settings) -> dict[str, Any]:
-    k = settings.kafka
-    options: dict[str, Any] = {"bootstrap_servers": k.bootstrap, "security_protocol": k.security_protocol}
-    if k.sasl_mechanism:
-        options["sasl_mechanism"] = k.sasl_mechanism
-        options["sasl_plain_username"] = k.sasl_username
-        options["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
-    context = ssl_context(settings)
-    if context is not None:
-        options["ssl_context"] = context
-    return options
-
-
 async def ensure_topics(settings: Settings, internal: Sequence[NewTopic] = ()) -> None:
     """Creates missing topics with `topics.partitions` partitions (and `internal` ones as given); checks
     that the user inputs agree on their partition count."""
     names = topic_names(settings)
-    admin = AIOKafkaAdminClient(**admin_options(settings))
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     try:
         await admin.start()
         existing = set(await admin.list_topics())

@@ -7,14 +7,13 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.helpers import create_ssl_context
 from pydantic import BaseModel, ValidationError
 
 from stream.errors import ServiceError
+from stream.kafka_options import client_options
 from stream.monitor.state import MonitorState
 from stream.settings import Kafka
 
@@ -23,17 +22,6 @@ log = logging.getLogger(__name__)
 # Topics the worker creates after the monitor started are found by the next metadata refresh.
 _METADATA_MAX_AGE_MS = 5000
 _CATCH_UP_TIMEOUT_S = 60.0
-
-
-def connection(k: Kafka) -> dict[str, Any]:
-    options: dict[str, Any] = {"bootstrap_servers": k.bootstrap, "security_protocol": k.security_protocol}
-    if k.sasl_mechanism:
-        options["sasl_mechanism"] = k.sasl_mechanism
-        options["sasl_plain_username"] = k.sasl_username
-        options["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
-    if k.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
-    return options
 
 
 class OutputReader:
@@ -48,7 +36,7 @@ class OutputReader:
         self.topics = dict(topics)
         self.state = state
         self._consumer = AIOKafkaConsumer(
-            **connection(kafka), group_id=None, enable_auto_commit=False,
+            **client_options(kafka), group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
             metadata_max_age_ms=_METADATA_MAX_AGE_MS,
         )

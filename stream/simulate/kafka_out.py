@@ -9,15 +9,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.helpers import create_ssl_context
 
 from stream.errors import ServiceError
 from stream.history import TOPICS
+from stream.kafka_options import client_options
 from stream.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -47,21 +46,9 @@ def topic_names(settings: Settings) -> dict[str, str]:
     return {topic: getattr(settings.topics, topic) for topic in TOPICS}
 
 
-def _connection(settings: Settings) -> dict[str, Any]:
-    k = settings.kafka
-    options: dict[str, Any] = {"bootstrap_servers": k.bootstrap, "security_protocol": k.security_protocol}
-    if k.sasl_mechanism:
-        options["sasl_mechanism"] = k.sasl_mechanism
-        options["sasl_plain_username"] = k.sasl_username
-        options["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
-    if k.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
-    return options
-
-
 async def ensure_topics(settings: Settings) -> None:
     """Creates the input topics that do not exist yet, with the configured partition count."""
-    admin = AIOKafkaAdminClient(**_connection(settings))
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -82,7 +69,7 @@ async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     """An idempotent producer waiting for all in-sync replicas; errors become ServiceError."""
     client = AIOKafkaProducer(
         acks="all", enable_idempotence=True, linger_ms=10, max_batch_size=256 * 1024,
-        max_request_size=2 * 1024 * 1024, **_connection(settings),
+        max_request_size=2 * 1024 * 1024, **client_options(settings.kafka),
     )  # fmt: skip
     try:
         await client.start()
