@@ -17,6 +17,10 @@ from stream.settings import Drift
 
 log = logging.getLogger(__name__)
 
+CLOCK_FEATURES = frozenset({"hour_sin", "hour_cos"})
+"""Time of day: a live window shorter than a day never matches the all-day reference. Their PSI and KS are
+reported, but they neither flag a report as drifted nor count in its `max_psi`."""
+
 
 class DriftDetector:
     """Feed it every scored batch with `update`; call `report` every `report_interval_s`."""
@@ -57,11 +61,12 @@ class DriftDetector:
         self, scope: str, n: int, psis: np.ndarray, kss: np.ndarray, now: datetime, model_version: int
     ) -> DriftReport:
         threshold = self.settings.psi_threshold
+        watched = np.asarray([name not in CLOCK_FEATURES for name in self.reference.features])
         features = [
-            FeatureDrift(name=name, psi=float(p), ks=float(k), drifted=bool(p > threshold))
-            for name, p, k in zip(self.reference.features, psis, kss, strict=True)
+            FeatureDrift(name=name, psi=float(p), ks=float(k), drifted=bool(w and p > threshold))
+            for name, p, k, w in zip(self.reference.features, psis, kss, watched, strict=True)
         ]
-        max_psi = float(psis.max())
+        max_psi = float(psis[watched].max())
         return DriftReport(
             scope=scope,
             arm=None if scope == OVERALL else Arm(scope),

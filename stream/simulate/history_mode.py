@@ -108,17 +108,24 @@ def _planned_targets(
     config: SimConfig, clock: Clock, users: Any, promotions: tuple[Promotion, ...], variants: Any
 ) -> dict[str, float]:
     """Goal per promotion: half its expected effect on the goal outcome (a floor where that is not positive),
-    as an absolute treatment-minus-holdout difference per exposure."""
+    as an absolute treatment-minus-holdout difference per exposure. The dud was planned like the others: its
+    goal is the median goal of the promotions with the same goal outcome (the floor when there are none)."""
     n = min(config.users, _TARGET_USERS)  # incumbents: goals are planned before any drift
     targets = {}
     for i, p in enumerate(promotions):
+        if p.role == "dud":
+            continue
         row = int(np.flatnonzero(variants.promotion == i)[0])
         truth = true_effects(
             users, variants, clock, config.window_ms, np.arange(n), np.full(n, row), np.full(n, p.start_ms)
         )
         planned = float(truth.tau[_OUTCOME_INDEX[p.goal_outcome]].mean())
-        floor = _TARGET_FLOOR[p.goal_outcome]
-        targets[p.promotion_id] = round(max(0.5 * planned, floor), 4) if p.role != "dud" else floor
+        targets[p.promotion_id] = round(max(0.5 * planned, _TARGET_FLOOR[p.goal_outcome]), 4)
+    for p in promotions:
+        if p.role == "dud":
+            peers = [targets[q.promotion_id] for q in promotions if q.promotion_id in targets
+                     and q.goal_outcome == p.goal_outcome]
+            targets[p.promotion_id] = float(np.median(peers)) if peers else _TARGET_FLOOR[p.goal_outcome]
     return targets
 
 

@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from stream.drift.detector import DriftDetector
+from stream.drift.detector import CLOCK_FEATURES, DriftDetector
 from stream.drift.reference import build_reference
 from stream.errors import ModelError
 from stream.events.models import Arm
+from stream.features.compute import USER_FEATURES
 from stream.settings import Drift
 
 from .population import Scored, population
@@ -79,3 +80,15 @@ def test_rejects_batches_of_another_width(reference: dict) -> None:
     detector = DriftDetector(reference, SETTINGS)
     with pytest.raises(ModelError, match="columns"):
         detector.update(np.zeros((2, 40)), np.zeros((2, 9)), np.array(["treatment"] * 2), np.zeros((2, 3)))
+
+
+def test_time_of_day_is_reported_but_never_flags_a_report(reference: dict) -> None:
+    live = population(5000, seed=7)
+    for name in CLOCK_FEATURES:  # a live window within one hour: every row has the same time of day
+        column = USER_FEATURES.index(name)
+        live.user[:, column] = live.user[0, column]
+    report = run(reference, live)["overall"]
+    psis = {f.name: f.psi for f in report.features}
+    assert all(psis[name] > SETTINGS.psi_threshold for name in CLOCK_FEATURES)
+    assert not report.drifted and not drifted_features(report)
+    assert report.max_psi < 0.1

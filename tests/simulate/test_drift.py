@@ -20,10 +20,10 @@ from stream.simulate.live import live_messages
 
 pytestmark = pytest.mark.unit
 
-# SHA-256 of worlds without drift, taken before the drift episode existed: they must never change.
+# SHA-256 of worlds without drift: adding drift must not change them (updated when the dud got a planned goal).
 BEFORE_DRIFT = SimConfig(seed=3, users=200, days=1.0, malformed_rate=0.02)
-BEFORE_DRIFT_HISTORY = "acefbc32665711591de18359301debaf7689bc777f1bb2e3dcd09f5ced6dd411"
-BEFORE_DRIFT_LIVE = "c69a7c18acda98a213be5ecafbd48f8225005bb752bbfbeb41dbb77fffcb5fb0"
+BEFORE_DRIFT_HISTORY = "8cdf87311b72ad10eee541b47dbb8d412cafd781c387794f9013439a6b02a0d5"
+BEFORE_DRIFT_LIVE = "fba2eedcfd34147486f32917dbf1ba5fdad9964fc7b31276f2f8ff1983078784"
 LIVE_NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 # Short windows and frequent sends: thousands of exposure rows, so PSI's sampling noise stays far below 0.1.
