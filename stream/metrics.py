@@ -8,6 +8,7 @@ drift scopes and feature names. Never a user or event id.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from wsgiref.simple_server import WSGIServer
@@ -42,6 +43,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._campaign_updated: dict[tuple[str, str], float] = {}
         ns = "liftstream"
 
         def counter(name: str, doc: str, labels: Iterable[str] = ()) -> Counter:
@@ -165,10 +167,22 @@ class Metrics:
         self.goal_uplift.labels(*key, effect.goal.outcome.value).set(effect.goal.target_uplift)
         for status in CampaignStatus:
             self.campaign_status.labels(*key, status.value).set(1 if status is effect.status else 0)
+        self._campaign_updated[key] = time.monotonic()
+
+    def retire_campaigns(self, stopped: Iterable[tuple[str, str]], idle_s: float) -> int:
+        """Drops the series of stopped promotions, (campaign_id, promotion_id), whose effect has not changed
+        for `idle_s` (their attribution window has closed); returns how many."""
+        since = self._campaign_updated
+        now = time.monotonic()
+        idle = [k for k in stopped if k in since and now - since[k] >= idle_s]
+        for key in idle:
+            self.remove_campaign(*key)
+        return len(idle)
 
     def remove_campaign(self, campaign_id: str, promotion_id: str) -> None:
         """Drops a stopped promotion's series so dashboards and rules stop seeing it."""
         key = (campaign_id, promotion_id)
+        self._campaign_updated.pop(key, None)
         for arm in Arm:
             _remove(self.exposures, *key, arm.value)
         for outcome in Outcome:

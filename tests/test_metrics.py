@@ -130,6 +130,16 @@ def test_campaign_gauges_follow_the_latest_effect(metrics: Metrics) -> None:
     assert value(metrics, "liftstream_campaign_status", **key, status="underperforming") is None
 
 
+def test_stopped_promotions_retire_once_their_effect_stops_changing(metrics: Metrics) -> None:
+    base = effect(CampaignStatus.on_track, Outcome.visit)
+    for pid in ("p1", "p2"):
+        metrics.set_campaign(base.model_copy(update={"promotion_id": pid}))
+    assert metrics.retire_campaigns([("c1", "p1")], idle_s=3600) == 0  # updated just now
+    assert metrics.retire_campaigns([("c1", "p1"), ("c1", "p9")], idle_s=0) == 1  # p9 never had series
+    assert value(metrics, "liftstream_exposures", campaign="c1", promotion="p1", arm="treatment") is None
+    assert value(metrics, "liftstream_exposures", campaign="c1", promotion="p2", arm="treatment") is not None
+
+
 def test_drift_and_alerts(metrics: Metrics) -> None:
     report = DriftReport(
         scope="treatment", window_events=500, max_psi=0.4, drifted=True, model_version=1, emitted_at=NOW,

@@ -1,4 +1,5 @@
-"""Work on a clock: partial snapshots for the effects agent, drift reports, Triton-outage alerts, lag.
+"""Work on a clock: partial snapshots for the effects agent, drift reports, Triton-outage alerts, lag, and
+the retirement of stopped promotions' campaign series once their attribution window has closed.
 
 Each worker publishes only the partials of the partitions it owns: the dirty ones every second, all of
 them every `FULL_EVERY` ticks, which also republishes what a crash may have kept from going out.
@@ -75,6 +76,8 @@ async def report_drift(engine: Engine) -> None:
 
 
 async def check_health(engine: Engine) -> None:
+    stopped = [(p.campaign_id, p.promotion_id) for p in engine.registry.entries() if not p.active]
+    engine.metrics.retire_campaigns(stopped, engine.settings.windows.attribution_window_s)
     outage = engine.batch_scorer.outage
     alert = engine.alert_gate.offer(check_triton(SCORER, outage.since, datetime.now(UTC), outage.error))
     if alert is not None:

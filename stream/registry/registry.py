@@ -32,9 +32,13 @@ class Registry:
     def known(self, promotion_id: str) -> bool:
         return self._table.get(promotion_id) is not None
 
-    def active(self) -> list[Promo]:
+    def entries(self) -> list[Promo]:
+        """Every promotion, active or stopped, by promotion_id."""
         promos = (self.get(pid) for pid in list(self._table.keys()))
-        return sorted((p for p in promos if p is not None and p.active), key=lambda p: p.promotion_id)
+        return sorted((p for p in promos if p is not None), key=lambda p: p.promotion_id)
+
+    def active(self) -> list[Promo]:
+        return [p for p in self.entries() if p.active]
 
     def put(self, promo: Promo) -> Any:
         """Stores an entry; returns what `write` returns (the changelog delivery future)."""
