@@ -19,16 +19,21 @@ def dashboard_queries(path: Path, values: Mapping[str, str] | None = None) -> li
     A variable takes its value from `values`, else the dashboard's current selection ("All" becomes the
     variable's `allValue`), else Grafana's built-in defaults above.
     """
+    return [expr for _, expr in panel_queries(path, values)]
+
+
+def panel_queries(path: Path, values: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(panel title, resolved `expr`) of every panel target, as `dashboard_queries` resolves them."""
     dashboard = json.loads(path.read_text())
     resolved = {**BUILTINS, **_current_values(dashboard), **(values or {})}
-    return [_substitute(expr, resolved) for expr in _exprs(dashboard.get("panels", []))]
+    return [(title, _substitute(expr, resolved)) for title, expr in _exprs(dashboard.get("panels", []))]
 
 
-def _exprs(panels: list[dict[str, Any]]) -> Iterator[str]:
+def _exprs(panels: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
     for panel in panels:
         for target in panel.get("targets", []):
             if target.get("expr"):
-                yield str(target["expr"])
+                yield str(panel.get("title", "")), str(target["expr"])
         yield from _exprs(panel.get("panels", []))
 
 
