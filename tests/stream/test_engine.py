@@ -128,7 +128,7 @@ async def _consumed(settings: Settings, topics: tuple[str, ...], timeout_s: floa
         async with asyncio.timeout(timeout_s):
             while True:
                 committed = await admin.list_consumer_group_offsets(settings.app_id)
-                if all(committed.get(tp) is not None and committed[tp].offset >= ends[tp] for tp in tps):
+                if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps):
                     return
                 await asyncio.sleep(0.5)
     finally:
