@@ -85,6 +85,7 @@ def run_worker(settings: Settings) -> None:
 
     from stream.agents.topics import ensure_topics
     from stream.app import create_app, internal_topics
+    from stream.logs import throttle_libraries
     from stream.metrics import Metrics, serve
 
     version = asyncio.run(_served_version(settings.triton_url))
@@ -95,6 +96,7 @@ def run_worker(settings: Settings) -> None:
     asyncio.run(ensure_topics(settings, internal_topics(app)))
     app.engine.encoder.load()
     serve(settings.metrics_port, registry)
+    throttle_libraries()
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
