@@ -15,6 +15,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import BaseModel
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -92,7 +93,11 @@ def run_demo(base: Settings, duration_s: float, rate: float, console: Console) -
         with console.status("starting Kafka, Triton and Prometheus") as status:
             for name, seconds in stack.up(base).items():
                 console.log(f"{name} ready ({seconds:.1f}s)")
-            version = ensure_model(base.model_repo, work, lambda msg: (status.update(msg), console.log(msg)))
+            def say(msg: str) -> None:
+                status.update(msg)
+                console.log(msg)
+
+            version = ensure_model(base.model_repo, work, say)
             console.log(f"model version {version} in {base.model_repo}")
             status.update("starting the worker")
             worker.start([sys.executable, "-m", "stream", "worker"], env=worker_env(settings))
@@ -108,7 +113,7 @@ def run_demo(base: Settings, duration_s: float, rate: float, console: Console) -
         with console.status(f"letting the worker drain ({DRAIN_S:.0f}s)"):
             time.sleep(DRAIN_S)
             outputs = asyncio.run(read_outputs(settings))
-        stats = {
+        stats: dict[str, float | int | str] = {
             "run": run_id,
             "model version": version,
             "traffic seconds": duration_s,
@@ -125,7 +130,7 @@ def run_demo(base: Settings, duration_s: float, rate: float, console: Console) -
 async def _traffic(settings: Settings, duration_s: float, rate: float, console: Console) -> int:
     """Produce the live world while the monitor view and a progress bar refresh every second."""
     state = MonitorState(max_alerts=8)
-    topics = {
+    topics: dict[str, type[BaseModel]] = {
         settings.topics.campaign_effects: CampaignEffect,
         settings.topics.alerts: Alert,
         settings.topics.drift: DriftReport,
