@@ -70,15 +70,16 @@ def evaluate(
 ) -> None:
     """Scores held-out users with the model and with gradient-boosting T/S-learners fitted in the same run."""
     from models.evaluate import evaluate as run_evaluate
-    from models.report import COLUMNS, console_rows, write_report
+    from models.report import console_table, write_report
 
     ev = run_evaluate(model, _history(history), promotion=promotion, outcomes=tuple(outcome or OUTCOMES))
     metrics_path, report_path = write_report(ev, out or model / "eval")
     test = ev.metrics["test"]
     table = Table(title=f"held-out users: {test['users']} ({test['rows']} exposures)")
-    for column in ("outcome", "model", *COLUMNS):
+    header, rows = console_table(ev)
+    for column in header:
         table.add_column(column, justify="left" if column in ("outcome", "model") else "right")
-    for row in console_rows(ev):
+    for row in rows:
         table.add_row(*row)
     Console(width=200).print(table)
     typer.echo(f"wrote {metrics_path} and {report_path}")

@@ -134,10 +134,13 @@ def write_report(ev: Evaluation, out_dir: Path) -> tuple[Path, Path]:
     return metrics_path, report_path
 
 
-def console_rows(ev: Evaluation) -> list[list[str]]:
-    """[outcome, model, *COLUMNS] rows for a compact terminal table."""
-    return [
-        [outcome, name, *(_fmt(m.get(c)) for c in COLUMNS)]
+def console_table(ev: Evaluation) -> tuple[list[str], list[list[str]]]:
+    """Header and [outcome, model, *metrics] rows for a compact terminal table (metrics some model has)."""
+    by_outcome = ev.metrics["outcomes"]
+    cols = [c for c in COLUMNS if any(c in m for o in ev.outcomes for m in by_outcome[o].values())]
+    rows = [
+        [outcome, name, *(_fmt(m.get(c)) for c in cols)]
         for outcome in ev.outcomes
-        for name, m in ev.metrics["outcomes"][outcome].items()
+        for name, m in by_outcome[outcome].items()
     ]
+    return ["outcome", "model", *cols], rows

@@ -11,7 +11,7 @@ from synthetic_uplift import synthetic_dataset
 
 from models.baselines import s_learner, t_learner
 from models.evaluate import NEURAL, Evaluation, evaluate_dataset
-from models.report import console_rows, write_report
+from models.report import console_table, write_report
 from models.train import TrainConfig, split_three_ways, train
 from stream.errors import ConfigError
 from stream.scoring.signature import OUTCOMES
@@ -70,7 +70,9 @@ def test_report_is_self_contained_html_with_figures(evaluation: Evaluation, tmp_
     assert len(images) == len(OUTCOMES)
     assert base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "src='http" not in page and 'src="http' not in page
-    assert len(console_rows(evaluation)) == len(OUTCOMES) * 3
+    header, rows = console_table(evaluation)
+    assert len(rows) == len(OUTCOMES) * 3 and all(len(r) == len(header) for r in rows)
+    assert "pehe" in header
 
 
 def test_baselines_recover_a_strong_effect() -> None:
