@@ -77,9 +77,17 @@ async def submit(engine: Engine, stream: Any, events: list[Any]) -> None:
 
 def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRequest]:
     now, wall = datetime.now(UTC), time.time()
-    records = [engine.record(e) for e in events]
-    for record, event in zip(records, events, strict=True):
-        engine.ledger.track(record.tp, record.offset, event)
+    # Messages of a partition this worker no longer owns (taken into the buffer before a rebalance) are
+    # its new owner's; a copy of a message taken before is left out too (the ledger acknowledges it with
+    # the first delivery).
+    owned = engine.owned_partitions()
+    records = [
+        r
+        for e in events
+        if (r := engine.record(e)).partition in owned and engine.ledger.track(r.tp, r.offset, e)
+    ]
+    if len(records) < len(events):
+        log.info("left out %d messages of a revoked partition or delivered again", len(events) - len(records))
     decoded = decode_records(records, engine.names, now)
     # With no active promotion yet (their texts may still be encoding) a ranking would be empty: leave the
     # session unranked so one of its next clicks ranks it.

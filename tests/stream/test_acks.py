@@ -50,8 +50,27 @@ def test_forgotten_partitions_release_nothing_and_unknown_offsets_are_ignored() 
     assert ledger.release() == [1]
 
 
-def test_messages_must_be_tracked_in_offset_order() -> None:
+def test_a_message_delivered_again_is_acknowledged_with_its_first_delivery() -> None:
+    ledger: AckLedger[str] = AckLedger()
+    assert ledger.track(A, 3, "a3") and ledger.track(A, 4, "a4")
+    ledger.done(A, 3)
+    assert ledger.release() == ["a3"]
+    # Faust seeks to the committed offset (3) and delivers 3 and 4 again.
+    assert not ledger.track(A, 3, "a3 again") and not ledger.track(A, 4, "a4 again")
+    assert ledger.release() == ["a3 again"]  # its first delivery is acknowledged already
+    ledger.done(A, 4)
+    assert ledger.release() == ["a4", "a4 again"]
+    assert len(ledger) == 0
+    with pytest.raises(ValueError):
+        ledger.track(A, 2, "a2")  # never taken, yet behind those taken: not a copy
+
+
+def test_a_forgotten_partition_tracks_its_replayed_messages_anew() -> None:
     ledger: AckLedger[int] = AckLedger()
     ledger.track(A, 3, 3)
-    with pytest.raises(ValueError):
-        ledger.track(A, 3, 3)
+    ledger.done(A, 3)
+    assert ledger.release() == [3]
+    assert not ledger.track(A, 3, 30)  # a copy, to be acknowledged at the next release
+    ledger.forget([A])
+    assert ledger.release() == []  # not once the partition is gone
+    assert ledger.track(A, 3, 3)
