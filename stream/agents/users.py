@@ -1,8 +1,9 @@
 """The user-events agent: clicks, exposures and profiles → state, scoring, predictions, rankings, totals.
 
 Per batch (`noack_take`): decode, assemble state changes (staged), and build one scoring request;
-then, in the pipeline, score it (at most `batching.max_in_flight` batches in flight) and finish it in
-input order: publish outputs and partials, wait for their delivery, flush user values, acknowledge.
+then, in the pipeline, score it (at most `batching.max_in_flight` batches in flight) and, in input
+order, `send` (hand outputs and partials to the producer) and `settle` (wait for their delivery, flush
+user values, acknowledge); the next batch is sent while this one settles.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from stream.agents.topics import USER_INPUTS
 from stream.batching.assemble import ExposureItem, assemble
 from stream.batching.partials import Partial, partial_key
 from stream.batching.pending import UNKNOWN_PROMOTION
+from stream.batching.pipeline import Settle
 from stream.batching.records import Record, decode_records
 from stream.batching.request import ScoreRequest, build_request
 from stream.batching.scoring import Scored
@@ -72,7 +74,7 @@ def register(engine: Engine) -> None:
 
 async def submit(engine: Engine, stream: Any, events: list[Any]) -> None:
     batch, request = take(engine, stream, events)
-    await engine.pipeline.submit(engine.batch_scorer.score(request), partial(finish, engine, batch))
+    await engine.pipeline.submit(engine.batch_scorer.score(request), partial(send, engine, batch))
 
 
 def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRequest]:
@@ -131,7 +133,8 @@ def _unknown(engine: Engine, item: ExposureItem, now: datetime) -> DeadLetter:
     return dead_letter(engine.names[r.topic], r.partition, r.offset, r.key, r.value, error, now)
 
 
-async def finish(engine: Engine, batch: Batch, scored: Scored) -> None:
+async def send(engine: Engine, batch: Batch, scored: Scored) -> Settle:
+    """Hands the batch's outputs and partials to the producer; the returned `settle` finishes the batch."""
     k = engine.settings.windows.ranking_top_k
     predictions = effect_predictions(scored)
     outputs = [*prediction_outputs(predictions), *ranking_outputs(scored, k)]
@@ -141,8 +144,14 @@ async def finish(engine: Engine, batch: Batch, scored: Scored) -> None:
         (key, part.partition, part) for key in sorted(keys) if (part := engine.partials.get(key)) is not None
     ]
     # Partials go out with the outputs and before the user values: see stream/batching/partials.py.
-    await asyncio.gather(*await engine.publish(outputs), *engine.partials.flush(writes))
+    sent = [*await engine.publish(outputs), *engine.partials.flush(writes)]
     engine.dirty_partials |= keys
+    return partial(settle, engine, batch, scored, sent, len(outputs))
+
+
+async def settle(engine: Engine, batch: Batch, scored: Scored, sent: list[Any], outputs: int) -> None:
+    """Once the outputs and partials are delivered: flushes the user values, then acknowledges the input."""
+    await asyncio.gather(*sent)
     await asyncio.gather(*engine.users.flush(batch.user_writes))
     for record in batch.done:
         engine.ledger.done(record.tp, record.offset)
@@ -157,7 +166,7 @@ async def finish(engine: Engine, batch: Batch, scored: Scored) -> None:
         len(batch.done),
         len(scored.request),
         scored.version,
-        len(outputs),
+        outputs,
         len(released),
         (time.perf_counter() - batch.taken) * 1e3,
         (scored.scored_at.timestamp() - batch.wall) * 1e3,

@@ -1,10 +1,12 @@
-"""Batches overlap while they wait on Triton, and finish one at a time in the order they were taken.
+"""Batches overlap while they wait on Triton and on Kafka, and take effect in the order they were taken.
 
 `submit` waits for one of `max_in_flight` slots — the back-pressure that stops the agent from taking
-more input while Triton is slow — then starts the batch's work. Each batch's `finish` (publishing,
-flushing state, acknowledging) runs only after the previous batch's finish completed, so outputs,
-table writes and acknowledgements keep input order. A failure stops the pipeline: later batches do
-not finish, nothing after the failure is acknowledged, and `on_error` is told once.
+more input while Triton or Kafka is slow — then starts the batch's work. A batch finishes in two stages,
+each in input order: `send` hands its outputs and state to the producer (after the previous batch's
+`send`), and the `settle` it returns waits for their delivery and acknowledges the input (after the
+previous batch's `settle`). So the next batch is sent while this one's deliveries are still on their way,
+and outputs, table writes and acknowledgements all keep input order. A failure stops the pipeline: later
+batches are neither sent nor settled, nothing after the failure is acknowledged, and `on_error` is told once.
 """
 
 from __future__ import annotations
@@ -17,26 +19,29 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Settle = Callable[[], Awaitable[None]]
 
 
 class Pipeline:
     def __init__(self, max_in_flight: int, on_error: Callable[[BaseException], None] | None = None) -> None:
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._sent: asyncio.Future[None] | None = None
         self._tail: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
         self._on_error = on_error
 
-    async def submit(self, work: Awaitable[T], finish: Callable[[T], Awaitable[None]]) -> None:
+    async def submit(self, work: Awaitable[T], send: Callable[[T], Awaitable[Settle]]) -> None:
         if self._failed is not None:
             _close(work)
             raise RuntimeError("the batch pipeline stopped after a failure") from self._failed
         await self._slots.acquire()
-        task = asyncio.create_task(self._run(work, finish, self._tail))
+        sent = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._run(work, send, sent, self._sent, self._tail))
         task.add_done_callback(_retrieve)
-        self._tail = task
+        self._sent, self._tail = sent, task
 
     async def drain(self) -> None:
-        """Waits until every submitted batch has finished (or the pipeline failed)."""
+        """Waits until every submitted batch has settled (or the pipeline failed)."""
         if self._tail is not None:
             await asyncio.wait([self._tail])
 
@@ -45,14 +50,21 @@ class Pipeline:
         return self._failed
 
     async def _run(
-        self, work: Awaitable[T], finish: Callable[[T], Awaitable[None]], previous: asyncio.Task[None] | None
+        self,
+        work: Awaitable[T],
+        send: Callable[[T], Awaitable[Settle]],
+        sent: asyncio.Future[None],
+        previous_sent: asyncio.Future[None] | None,
+        previous: asyncio.Task[None] | None,
     ) -> None:
         try:
             result = await work
-            if previous is not None:
-                await asyncio.wait([previous])
-            if self._failed is None:
-                await finish(result)
+            await _after(previous_sent)
+            settle = await send(result) if self._failed is None else None
+            sent.set_result(None)
+            await _after(previous)
+            if settle is not None and self._failed is None:
+                await settle()
         except BaseException as exc:
             if self._failed is None:
                 self._failed = exc
@@ -61,7 +73,14 @@ class Pipeline:
                     self._on_error(exc)
             raise
         finally:
+            if not sent.done():
+                sent.set_result(None)
             self._slots.release()
+
+
+async def _after(previous: asyncio.Future[Any] | None) -> None:
+    if previous is not None:
+        await asyncio.wait([previous])
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

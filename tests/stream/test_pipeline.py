@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from stream.batching.pipeline import Pipeline
+from stream.batching.pipeline import Pipeline, Settle
 from stream.batching.request import build_request
 from stream.batching.scoring import BatchScorer
 from stream.batching.users import EMPTY
@@ -31,13 +31,45 @@ async def test_finishes_in_submission_order_with_bounded_work_in_flight() -> Non
         running -= 1
         return i
 
-    async def finish(i: int) -> None:
+    async def send(i: int) -> Settle:
         finished.append(i)
+        return settle
+
+    async def settle() -> None:
+        return None
 
     for i, delay in enumerate([0.05, 0.0, 0.02, 0.0]):
-        await pipeline.submit(work(i, delay), finish)
+        await pipeline.submit(work(i, delay), send)
     await pipeline.drain()
     assert finished == [0, 1, 2, 3] and peak == 2
+
+
+async def test_the_next_batch_is_sent_while_this_one_settles_and_both_stages_keep_order() -> None:
+    pipeline = Pipeline(max_in_flight=3)
+    log: list[str] = []
+    delivered = {i: asyncio.Event() for i in range(3)}
+
+    async def work(i: int) -> int:
+        await asyncio.sleep(0.01 * (3 - i))  # the last batch is scored first
+        return i
+
+    async def send(i: int) -> Settle:
+        log.append(f"send {i}")
+
+        async def settle() -> None:
+            await delivered[i].wait()
+            log.append(f"settle {i}")
+
+        return settle
+
+    for i in range(3):
+        await pipeline.submit(work(i), send)
+    await asyncio.sleep(0.1)
+    assert log == ["send 0", "send 1", "send 2"]  # none waited for batch 0's delivery
+    for i in (2, 1, 0):
+        delivered[i].set()
+    await pipeline.drain()
+    assert log[3:] == ["settle 0", "settle 1", "settle 2"]
 
 
 async def test_a_failure_stops_later_batches_and_is_reported_once() -> None:
@@ -50,15 +82,18 @@ async def test_a_failure_stops_later_batches_and_is_reported_once() -> None:
             raise RuntimeError("boom")
         return i
 
-    async def finish(i: int) -> None:
-        finished.append(i)
+    async def send(i: int) -> Settle:
+        async def settle() -> None:
+            finished.append(i)
+
+        return settle
 
     for i in range(3):
-        await pipeline.submit(work(i), finish)
+        await pipeline.submit(work(i), send)
     await pipeline.drain()
     assert finished == [0] and len(errors) == 1 and isinstance(pipeline.failed, RuntimeError)
     with pytest.raises(RuntimeError, match="stopped"):
-        await pipeline.submit(work(9), finish)
+        await pipeline.submit(work(9), send)
 
 
 class _FlakyScorer:
