@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -66,7 +66,8 @@ class PromoEncoder(nn.Module):
     def __init__(self, backbone: nn.Module, promo_dim: int = PROMO_DIM) -> None:
         super().__init__()
         self.backbone = backbone
-        self.projection = nn.Linear(backbone.config.hidden_size, promo_dim)
+        hidden_size = int(backbone.config.hidden_size)  # type: ignore[union-attr,arg-type]
+        self.projection = nn.Linear(hidden_size, promo_dim)
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Backbone output averaged over the real (unmasked) tokens: [N, hidden]."""
@@ -87,6 +88,13 @@ class PromoEncoder(nn.Module):
 
 class EffectScorer(nn.Module):
     __constants__ = ["n_binary", "max_log_revenue"]
+    if TYPE_CHECKING:  # buffers registered in __init__ (TorchScript would reject class annotations)
+        log_scaled: torch.Tensor
+        user_mean: torch.Tensor
+        user_std: torch.Tensor
+        attr_mean: torch.Tensor
+        attr_std: torch.Tensor
+        revenue_scale: torch.Tensor
 
     def __init__(self, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.1) -> None:
         super().__init__()
