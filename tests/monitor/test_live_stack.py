@@ -35,15 +35,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.dataset import build_dataset
 from models.export import export_model
 from models.score import promo_tokens, score_rows
-from stream.agents.topics import topic_names
 from stream.drift.reference import build_reference, save_reference
 from stream.errors import DecodeError
 from stream.events.gate import decode, encode
@@ -62,6 +58,7 @@ from tests.stream.workers import (
     ROOT,
     Outputs,
     World,
+    consumed,
     engine_settings,
     log_tail,
     send_messages,
@@ -249,7 +246,7 @@ async def _drive(
     threshold = settings.drift.psi_threshold
     async with Outputs(settings) as out:
         await send_messages(settings, plan.starts)
-        await _committed(settings, ("promotions",))
+        await consumed(settings, ("promotions",))
 
         await send_messages(settings, plan.before, RATE)
         quiet_ids = plan.exposure_ids(plan.before)
@@ -261,7 +258,7 @@ async def _drive(
         await send_messages(settings, plan.during, RATE)
         every_id = plan.world.exposure_ids
         await out.until(lambda o: every_id <= _predicted(o), 240, alive)
-        await _committed(settings, INPUTS)
+        await consumed(settings, INPUTS)
         shifted_since = datetime.now(UTC)
         panels = await _dashboard(prometheus, len(every_id))
         await out.until(lambda o: _report_after(o, shifted_since) is not None, 60, alive)
@@ -271,7 +268,7 @@ async def _drive(
         await out.until(lambda o: _alerted(o, plan.dud), 60, alive)
 
         await send_messages(settings, plan.extra)
-        await _committed(settings, INPUTS)
+        await consumed(settings, INPUTS)
         await out.until(lambda o: _effects_complete(o, plan), 60, alive)
         worker_samples = _samples(port)
         raised = {
@@ -313,31 +310,6 @@ def _effects_complete(out: Outputs, plan: Plan) -> bool:
         p in effects and effects[p]["exposures_treatment"] + effects[p]["exposures_holdout"] == n
         for p, n in exposed.items()
     )
-
-
-async def _committed(settings: Settings, topics: tuple[str, ...], timeout_s: float = 180) -> None:
-    """Waits until the worker's group has committed every message of `topics`."""
-    names = topic_names(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        tps = [TopicPartition(names[t], p) for t in topics for p in range(settings.topics.partitions)]
-        ends = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                committed = await admin.list_consumer_group_offsets(settings.app_id)
-            except KafkaError:
-                committed = {}  # the starting worker's group has no coordinator yet
-            if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps):
-                return
-            assert time.monotonic() < deadline, f"the worker never committed all of {topics}: {committed}"
-            await asyncio.sleep(0.5)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:

@@ -20,7 +20,7 @@ from stream.simulate.live import live_messages
 
 pytestmark = pytest.mark.unit
 
-# SHA-256 of worlds without drift: adding drift must not change them (updated when the dud got a planned goal).
+# SHA-256 of worlds without drift: adding drift must not change them (updated for the dud's planned goal).
 BEFORE_DRIFT = SimConfig(seed=3, users=200, days=1.0, malformed_rate=0.02)
 BEFORE_DRIFT_HISTORY = "8cdf87311b72ad10eee541b47dbb8d412cafd781c387794f9013439a6b02a0d5"
 BEFORE_DRIFT_LIVE = "fba2eedcfd34147486f32917dbf1ba5fdad9964fc7b31276f2f8ff1983078784"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,11 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer
 
-from stream.agents.topics import topic_names
 from stream.events.gate import REASONS, encode
 from stream.features.labels import outcome_labels
 from stream.features.promo import promo_text
@@ -30,12 +26,13 @@ from stream.scoring.inprocess import newest_common_version
 from stream.scoring.signature import ENCODER, OUTCOMES
 from stream.settings import Settings
 from stream.simulate.config import SimConfig
-from stream.simulate.emission import Message
 from tests.stream.workers import (
     Outputs,
     World,
+    consumed,
     engine_settings,
     inference_count,
+    is_start,
     produce,
     send_messages,
     start_worker,
@@ -89,55 +86,27 @@ async def _drive(settings: Settings, poll: Any) -> Run:
     async with Outputs(settings) as out:
         # The promotions agent and the user-events agent race on separate topics: registered first, the
         # promotions are in the registry when the sessions start (eligibility still applies their start/end).
-        await send_messages(settings, [m for w in (a, b) for m in w.messages() if _starts(m)])
-        await _consumed(settings, ("promotions",))
+        await send_messages(settings, [m for w in (a, b) for m in w.messages() if is_start(m)])
+        await consumed(settings, ("promotions",))
         await produce(settings, a)
         await produce(settings, b)
         expected = a.exposure_ids | b.exposure_ids
         await out.until(lambda o: {p["event_id"] for p in o.seen["predictions"]} >= expected, 240, alive)
-        await _consumed(settings, ("clicks", "exposures", "profiles", "promotions"))
+        await consumed(settings, ("clicks", "exposures", "profiles", "promotions"))
         await _settle(out, alive)
         effects = out.latest_effects()
         encoded = inference_count(settings.triton_url, ENCODER, version) - before
         await _replay_promotions(settings, a, b)
-        await _consumed(settings, ("promotions",))
+        await consumed(settings, ("promotions",))
         await _settle(out, alive)
         replayed = inference_count(settings.triton_url, ENCODER, version) - before - encoded
         return Run(settings, a, b, dict(out.seen), effects, encoded, replayed)
-
-
-def _starts(m: Message) -> bool:
-    return m.valid and m.topic == "promotions" and json.loads(m.value)["action"] == "start"
 
 
 async def _settle(out: Outputs, alive: Any) -> None:
     """Reads on for a few seconds: partial snapshots go out every second, then merge into effects."""
     deadline = asyncio.get_running_loop().time() + SETTLE_S
     await out.until(lambda o: asyncio.get_running_loop().time() > deadline, SETTLE_S + 30, alive)
-
-
-async def _consumed(settings: Settings, topics: tuple[str, ...], timeout_s: float = 120) -> None:
-    """Waits until the worker's group has committed every message of `topics`."""
-    names = topic_names(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        tps = [TopicPartition(names[t], p) for t in topics for p in range(settings.topics.partitions)]
-        ends = await consumer.end_offsets(tps)
-        async with asyncio.timeout(timeout_s):
-            while True:
-                try:
-                    committed = await admin.list_consumer_group_offsets(settings.app_id)
-                except KafkaError:  # the worker's group has no coordinator yet
-                    committed = {}
-                if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps):
-                    return
-                await asyncio.sleep(0.5)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def _replay_promotions(settings: Settings, *worlds: World) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import json
 import math
 import os
 import signal
@@ -31,8 +30,6 @@ import numpy as np
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from stream.agents.topics import USER_INPUTS, topic_names
@@ -52,7 +49,9 @@ from stream.simulate.emission import Message
 from tests.stream.workers import (
     Outputs,
     World,
+    consumed,
     engine_settings,
+    is_start,
     log_tail,
     metric,
     send_messages,
@@ -201,11 +200,11 @@ async def _drive(settings: Settings, w: World, workers: Workers, steps: list[Ste
     messages = w.messages()
     async with Outputs(settings) as out:
         # Promotions registered first, as in the single-worker test: no exposure waits for its promotion.
-        await send_messages(settings, [m for m in messages if _starts(m)])
-        await _consumed(settings, ("promotions",), timeout_s=180)
+        await send_messages(settings, [m for m in messages if is_start(m)])
+        await consumed(settings, ("promotions",), timeout_s=180)
         await _feed(settings, messages, steps)
         await out.until(lambda o: _ids(o) >= w.exposure_ids, 300, workers.alive)
-        await _consumed(settings, (*USER_INPUTS, "promotions"), timeout_s=180)
+        await consumed(settings, (*USER_INPUTS, "promotions"), timeout_s=180)
         expected = _effect_counts(w)
         await out.until(lambda o: _counts(o.latest_effects()) == expected, 120, workers.alive)
         replayed = workers.events(max(set(range(len(workers.procs))) - workers.gone), "duplicate")
@@ -233,43 +232,8 @@ async def _feed(settings: Settings, messages: list[Message], steps: list[Step]) 
     await send_to(1.0)
 
 
-def _starts(m: Message) -> bool:
-    return m.valid and m.topic == "promotions" and json.loads(m.value)["action"] == "start"
-
-
 def _ids(out: Outputs) -> set[str]:
     return {p["event_id"] for p in out.seen["predictions"]}
-
-
-async def _consumed(settings: Settings, topics: tuple[str, ...], timeout_s: float) -> None:
-    """Waits until the group has committed every message of `topics`."""
-    names = topic_names(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        tps = [TopicPartition(names[t], p) for t in topics for p in range(settings.topics.partitions)]
-        ends = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                committed = await admin.list_consumer_group_offsets(settings.app_id)
-            except KafkaError:  # no coordinator (yet): a fresh broker, or the group not formed
-                committed = {}
-            # An empty partition never gets a committed offset.
-            behind = {
-                tp: ends[tp]
-                for tp in tps
-                if ends[tp] and (tp not in committed or committed[tp].offset < ends[tp])
-            }
-            if not behind:
-                return
-            assert time.monotonic() < deadline, f"not consumed: {behind}, committed {committed}"
-            await asyncio.sleep(0.5)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def _read_all(settings: Settings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:

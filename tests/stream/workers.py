@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import tritonclient.grpc as grpcclient
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
@@ -222,3 +222,39 @@ async def send_messages(settings: Settings, messages: list[Message], rate: float
 
 def log_tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.is_file() else "(no log)"
+
+
+async def consumed(settings: Settings, topics: tuple[str, ...], timeout_s: float = 180) -> None:
+    """Waits until the group has committed every message of `topics`."""
+    names = topic_names(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        tps = [TopicPartition(names[t], p) for t in topics for p in range(settings.topics.partitions)]
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                committed = await admin.list_consumer_group_offsets(settings.app_id)
+            except KafkaError:  # no coordinator (yet): a fresh broker, or the group not formed
+                committed = {}
+            # An empty partition never gets a committed offset.
+            behind = {
+                tp: ends[tp]
+                for tp in tps
+                if ends[tp] and (tp not in committed or committed[tp].offset < ends[tp])
+            }
+            if not behind:
+                return
+            assert time.monotonic() < deadline, f"not consumed: {behind}, committed {committed}"
+            await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def is_start(m: Message) -> bool:
+    """A valid promotion start: tests register these before the rest of a world."""
+    return m.valid and m.topic == "promotions" and orjson.loads(m.value)["action"] == "start"
