@@ -6,6 +6,7 @@ other test sessions are left alone.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -77,3 +78,20 @@ def prometheus_url(test_settings: Settings) -> Iterator[str]:
 def topic_prefix() -> str:
     """Unique topic names per test, so tests sharing the session broker never see each other's data."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def served_model(
+    test_settings: Settings, triton_service: TritonEndpoints, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """MODEL_DIR of the serving tests' model, served as version 1 (or newer) by the session's Triton."""
+    from models.export import export_model  # torch: imported only by sessions that serve a model
+    from stream.scoring.inprocess import newest_common_version
+    from tests.scoring.served import model_dir
+    from tests.stream.workers import ready_version
+
+    trained = model_dir(tmp_path_factory)
+    if newest_common_version(test_settings.model_repo) is None:
+        export_model(trained, test_settings.model_repo)
+    asyncio.run(ready_version(test_settings.triton_url))
+    return trained

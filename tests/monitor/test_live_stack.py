@@ -38,22 +38,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.dataset import build_dataset
-from models.export import export_model
 from models.score import promo_tokens, score_rows
 from stream.drift.reference import build_reference, save_reference
 from stream.errors import DecodeError
 from stream.events.gate import decode, encode
 from stream.events.models import ClickEvent, UserProfileEvent
 from stream.history import write_history
-from stream.local.triton import TritonEndpoints
 from stream.monitor.grafana import panel_queries
 from stream.scoring import signature as sig
-from stream.scoring.inprocess import newest_common_version
 from stream.scoring.triton import TritonScorer
 from stream.settings import Settings
 from stream.simulate.config import SimConfig
 from stream.simulate.emission import Message
-from tests.scoring.served import model_dir
 from tests.stream.workers import (
     ROOT,
     Outputs,
@@ -61,6 +57,7 @@ from tests.stream.workers import (
     consumed,
     engine_settings,
     log_tail,
+    ready_version,
     send_messages,
     start_worker,
     stop_worker,
@@ -130,33 +127,16 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def served_version(
-    test_settings: Settings, triton_service: TritonEndpoints, tmp_path_factory: pytest.TempPathFactory
-) -> int:
-    """The model version the session's Triton serves (the serving tests' model, exported if need be)."""
-    if newest_common_version(test_settings.model_repo) is None:
-        export_model(model_dir(tmp_path_factory), test_settings.model_repo)
-    return asyncio.run(_ready(test_settings.triton_url))
-
-
-async def _ready(url: str) -> int:
-    scorer = TritonScorer(url)
-    try:
-        return await scorer.wait_ready(timeout_s=180)
-    finally:
-        await scorer.close()
-
-
-@pytest.fixture(scope="module")
 def run(
     test_settings: Settings,
-    served_version: int,
+    served_model: Path,
     kafka_bootstrap: str,
     prometheus_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Run:
     tmp = tmp_path_factory.mktemp("live_stack")
     plan = make_plan(world(WORLD, _latest(WORLD_ENDS)))
+    served_version = asyncio.run(ready_version(test_settings.triton_url))
     repo = tmp / "repo"
     asyncio.run(_write_reference(test_settings.triton_url, plan, served_version, tmp / "history", repo))
     settings = engine_settings(test_settings, f"t{uuid.uuid4().hex[:10]}", tmp / "run")

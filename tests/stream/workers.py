@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from stream.agents.topics import ensure_topics, topic_names
 from stream.events.models import OUTPUT_EVENTS
+from stream.scoring.triton import TritonScorer
 from stream.settings import Settings, Topics, load_settings
 from stream.simulate.config import SimConfig
 from stream.simulate.emission import Message
@@ -258,3 +259,12 @@ async def consumed(settings: Settings, topics: tuple[str, ...], timeout_s: float
 def is_start(m: Message) -> bool:
     """A valid promotion start: tests register these before the rest of a world."""
     return m.valid and m.topic == "promotions" and orjson.loads(m.value)["action"] == "start"
+
+
+async def ready_version(triton_url: str, timeout_s: float = 180) -> int:
+    """The model version Triton serves once both models are ready."""
+    scorer = TritonScorer(triton_url)
+    try:
+        return await scorer.wait_ready(timeout_s=timeout_s)
+    finally:
+        await scorer.close()
