@@ -85,6 +85,7 @@ class Engine:
             Partial.from_json,
             Partial.to_json,
             keep_objects=keep,
+            snapshots=True,
         )
         self.merged = TableView(
             app.Table("campaign-totals", partitions=n, key_type=str), dict, dict, keep_objects=False

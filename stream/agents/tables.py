@@ -2,8 +2,8 @@
 
 A batch's table updates are staged when the batch is assembled, so the next batch reads them at once,
 and flushed — to the local store and the changelog — only after the batch's outputs are published (user
-values) or together with them (partials). The store is therefore never ahead of what was published: a
-worker that dies mid-batch leaves a state that a replay of its uncommitted input completes exactly.
+values) or after the user values (partials). The store is therefore never ahead of what was published:
+a worker that dies mid-batch leaves a state that a replay of its uncommitted input completes exactly.
 
 Faust's tables and stores take the partition of a write (and, for RocksDB, of a read) from the event
 being processed. A batch spans partitions, so writes name their partition explicitly and run with a
@@ -57,12 +57,16 @@ class TableView(Generic[V]):
         encode: Callable[[V], Any],
         *,
         keep_objects: bool,
+        snapshots: bool = False,
     ) -> None:
-        """`keep_objects`: the store holds values as Python objects (memory store) rather than JSON."""
+        """`keep_objects`: the store holds values as Python objects (memory store) rather than JSON.
+        `snapshots`: flushed values are copies of staged ones, so a flush ends staging when they are equal
+        (otherwise only when the very value staged is flushed)."""
         self.table = table
         self._decode = decode
         self._encode = encode
         self._keep = keep_objects
+        self._snapshots = snapshots
         self._staged: dict[str, V] = {}
 
     def get(self, key: str) -> V | None:
@@ -81,7 +85,8 @@ class TableView(Generic[V]):
             with in_partition(partition):
                 data[key] = value if self._keep else raw
             futures.append(self.table.send_changelog(partition, key, raw))
-            if self._staged.get(key) is value:
+            staged = self._staged.get(key)
+            if staged is value or (self._snapshots and staged == value):
                 del self._staged[key]
         return futures
 

@@ -2,8 +2,9 @@
 
 Per batch (`noack_take`): decode, assemble state changes (staged), and build one scoring request;
 then, in the pipeline, score it (at most `batching.max_in_flight` batches in flight) and, in input
-order, `send` (hand outputs and partials to the producer) and `settle` (wait for their delivery, flush
-user values, acknowledge); the next batch is sent while this one settles.
+order, `send` (hand outputs to the producer, count predictions) and `settle` (flush the user values,
+then the batch's partials, then acknowledge, each after the previous one is delivered); the next batch
+is sent while this one settles. User values before partials: stream/batching/outbox.py.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Batch:
     stream: Any
     dead: list[DeadLetter]
     user_writes: list[tuple[str, int, Any]]
-    partial_keys: set[str]
+    partials: dict[str, Partial | None]
+    """The partials the batch changes or counts predictions in, realised totals as of the batch."""
     done: list[Record]
     taken: float
     wall: float
@@ -123,7 +125,9 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
         m.dead_letter("exposures", UNKNOWN_PROMOTION, len(expired))
     done = [r for r in records if (r.tp, r.offset) not in held] + [i.record for i in ready + expired]
     writes = [(uid, part, value) for uid, (part, value) in asm.users.items()]
-    return Batch(stream, dead, writes, set(asm.partials), done, time.perf_counter(), wall), request
+    keys = {partial_key(promo.promotion_id, item.record.partition) for item, promo in exposures}
+    partials = {key: engine.partials.get(key) for key in keys | set(asm.partials)}
+    return Batch(stream, dead, writes, partials, done, time.perf_counter(), wall), request
 
 
 def _unknown(engine: Engine, item: ExposureItem, now: datetime) -> DeadLetter:
@@ -134,25 +138,39 @@ def _unknown(engine: Engine, item: ExposureItem, now: datetime) -> DeadLetter:
 
 
 async def send(engine: Engine, batch: Batch, scored: Scored) -> Settle:
-    """Hands the batch's outputs and partials to the producer; the returned `settle` finishes the batch."""
+    """Hands the batch's outputs to the producer and counts its predictions; `settle` finishes the batch."""
     k = engine.settings.windows.ranking_top_k
     predictions = effect_predictions(scored)
     outputs = [*prediction_outputs(predictions), *ranking_outputs(scored, k)]
     outputs += [Output("dead-letter", None, encode(d)) for d in batch.dead]
-    keys = batch.partial_keys | _count_predictions(engine, scored)
-    writes = [
-        (key, part.partition, part) for key in sorted(keys) if (part := engine.partials.get(key)) is not None
+    sent = await engine.publish(outputs)
+    _count_predictions(engine, scored)
+    # The partials as of this batch: its realised totals, and the predictions counted up to it.
+    partials = [
+        (key, counted.partition, (realised or _fresh(counted)).with_predictions_of(counted))
+        for key, realised in sorted(batch.partials.items())
+        if (counted := engine.partials.get(key)) is not None
     ]
-    # Partials go out with the outputs and before the user values: see stream/batching/partials.py.
-    sent = [*await engine.publish(outputs), *engine.partials.flush(writes)]
-    engine.dirty_partials |= keys
-    return partial(settle, engine, batch, scored, sent, len(outputs))
+    return partial(settle, engine, batch, scored, sent, partials, len(outputs))
 
 
-async def settle(engine: Engine, batch: Batch, scored: Scored, sent: list[Any], outputs: int) -> None:
-    """Once the outputs and partials are delivered: flushes the user values, then acknowledges the input."""
-    await asyncio.gather(*sent)
-    await asyncio.gather(*engine.users.flush(batch.user_writes))
+def _fresh(p: Partial) -> Partial:
+    return Partial(p.promotion_id, p.campaign_id, p.partition)
+
+
+async def settle(
+    engine: Engine,
+    batch: Batch,
+    scored: Scored,
+    sent: list[Any],
+    partials: list[tuple[str, int, Partial]],
+    outputs: int,
+) -> None:
+    """Flushes the user values, then the partials, then acknowledges the input, each once the previous
+    writes are delivered."""
+    await asyncio.gather(*sent, *engine.users.flush(batch.user_writes))
+    await asyncio.gather(*engine.partials.flush(partials))
+    engine.dirty_partials |= {key for key, _, _ in partials}
     for record in batch.done:
         engine.ledger.done(record.tp, record.offset)
         if record.offset > engine.progress.get(record.tp, -1):
@@ -173,7 +191,7 @@ async def settle(engine: Engine, batch: Batch, scored: Scored, sent: list[Any], 
     )
 
 
-def _count_predictions(engine: Engine, scored: Scored) -> set[str]:
+def _count_predictions(engine: Engine, scored: Scored) -> None:
     """Counts each exposure's prediction in its partial (once: the partial's mark skips replays)."""
     groups: dict[str, tuple[Partial, list[int], list[list[float]]]] = {}
     uplift = scored.uplift[: len(scored.request.exposures)].tolist()
@@ -189,7 +207,6 @@ def _count_predictions(engine: Engine, scored: Scored) -> set[str]:
         engine.partials.stage(
             key, current.add_predictions([offsets[i] for i in order], [rows[i] for i in order])
         )
-    return set(groups)
 
 
 def _observe(engine: Engine, scored: Scored) -> None:

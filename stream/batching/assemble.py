@@ -1,17 +1,20 @@
 """One batch of user events (clicks, exposures, profiles) → updated table values and the work to score.
 
 Events are applied in input order through the pure updates of `stream.batching.users`; each realised-
-effect delta goes to the partial of its promotion and the event's partition. Every valid exposure is
-scored, a replayed one too (its prediction may not have been published before the crash: predictions
-are keyed by event_id, so a duplicate is harmless) — but a replay changes no state and no totals.
+effect delta goes to the partial of its promotion and the event's partition, and to the user's outbox.
+The first event of a user in the batch first adds the user's previous outbox again if the partials do
+not cover it (stream/batching/outbox.py). Every valid exposure is scored, a replayed one too (its
+prediction may not have been published before the crash: predictions are keyed by event_id, so a
+duplicate is harmless) — but a replay changes no state and no totals.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from stream.batching.outbox import Outbox, Position, aggregate, positions
 from stream.batching.partials import Partial, partial_key
 from stream.batching.records import Record
 from stream.batching.users import UserConfig, UserValue, apply_click, apply_exposure, apply_profile
@@ -59,8 +62,14 @@ def assemble(
 ) -> Assembly:
     """`user` / `partial` read the values as of the previous batch; events must not be promotions."""
     out = Assembly()
+    batch_at = positions(record for record, _ in events)
+    added: dict[str, list[Delta]] = {}
+    """user_id → the deltas the batch adds to partials for the user: its new outbox."""
     for record, event in events:
         uid: str = event.user_id  # type: ignore[union-attr]
+        here = batch_at[record.partition]
+        if uid not in added:
+            added[uid] = _resend(out, record.partition, here, uid, user(uid), partial)
         value = out.users[uid][1] if uid in out.users else user(uid)
         if isinstance(event, ExposureEvent):
             out.exposures.append(ExposureItem(record, event))
@@ -83,18 +92,53 @@ def assemble(
             raise TypeError(f"{type(event).__name__} is not a user event")
         out.users[uid] = record.partition, value
         out.outcomes[record.topic, OUTCOME[applied]] += 1
-        _count(out, record, deltas, partial)
+        added[uid] += deltas
+        _count(out, record.partition, here, deltas, partial)
+    for uid, (part, value) in out.users.items():
+        outbox = Outbox(batch_at[part], aggregate(added[uid])) if added[uid] else None
+        out.users[uid] = part, replace(value, outbox=outbox)
     return out
 
 
+def _resend(
+    out: Assembly,
+    partition: int,
+    here: Position,
+    uid: str,
+    value: UserValue,
+    partial: Callable[[str], Partial | None],
+) -> list[Delta]:
+    """The user's outbox deltas that the partials as of the previous batch do not cover, counted again
+    in this batch (this batch's own additions may already reach past the outbox's position)."""
+    if value.outbox is None:
+        return []
+    at = value.outbox.position
+    missing = [
+        d
+        for d in value.outbox.deltas
+        if (p := partial(partial_key(d.promotion_id, partition))) is None or not p.covers(at)
+    ]
+    if missing:
+        out.users[uid] = partition, value
+        _count(out, partition, here, missing, partial)
+    return missing
+
+
+def _current(out: Assembly, key: str, partial: Callable[[str], Partial | None]) -> Partial | None:
+    return out.partials.get(key) or partial(key)
+
+
 def _count(
-    out: Assembly, record: Record, deltas: list[Delta], partial: Callable[[str], Partial | None]
+    out: Assembly,
+    partition: int,
+    here: Position,
+    deltas: list[Delta],
+    partial: Callable[[str], Partial | None],
 ) -> None:
-    # All deltas of one event for one promotion go in together: the partial's mark then covers the event.
     by_promotion: defaultdict[str, list[Delta]] = defaultdict(list)
     for d in deltas:
         by_promotion[d.promotion_id].append(d)
     for pid, ds in by_promotion.items():
-        key = partial_key(pid, record.partition)
-        current = out.partials.get(key) or partial(key) or Partial(pid, ds[0].campaign_id, record.partition)
-        out.partials[key] = current.add_deltas(record.topic, record.offset, ds)
+        key = partial_key(pid, partition)
+        current = _current(out, key, partial) or Partial(pid, ds[0].campaign_id, partition)
+        out.partials[key] = current.add_deltas(here, ds)

@@ -1,10 +1,10 @@
-"""Per-(promotion, partition) totals together with the offsets they account for.
+"""Per-(promotion, partition) totals together with the input positions they account for.
 
 A partial is keyed `"{promotion_id}/{partition}"` and lives in the partition its events come from. Its
-marks hold, per input topic, the offset of the last event whose deltas it includes, and under
-`PREDICTIONS` the offset of the last exposure whose prediction it counts. The agent persists partials
-before the user values of the same batch, so a replay after a crash recomputes deltas that partials may
-already hold; the marks make adding them a no-op. Both live in one table value: one atomic record.
+marks hold, per input topic, the position of the newest batch whose deltas it includes (the batch's
+highest offset of that topic in the partition: see `stream.batching.outbox`), and under `PREDICTIONS`
+the offset of the last exposure whose prediction it counts. Totals and marks live in one table value:
+one atomic record.
 """
 
 from __future__ import annotations
@@ -34,11 +34,28 @@ class Partial:
     def counted(self, source: str, offset: int) -> bool:
         return offset <= self.marks.get(source, -1)
 
-    def add_deltas(self, source: str, offset: int, deltas: Iterable[Delta]) -> Partial:
-        """The deltas of the event at `offset` of topic `source`, unless already counted."""
-        if self.counted(source, offset):
-            return self
-        return replace(self, totals=self.totals.add_many(deltas), marks={**self.marks, source: offset})
+    def covers(self, position: Mapping[str, int]) -> bool:
+        """Whether the deltas of the batch at `position` are in (a batch that touched this partial)."""
+        return all(offset <= self.marks.get(topic, -1) for topic, offset in position.items())
+
+    def add_deltas(self, position: Mapping[str, int], deltas: Iterable[Delta]) -> Partial:
+        """Deltas of the batch at `position`; the marks move up to it."""
+        marks = dict(self.marks)
+        for topic, offset in position.items():
+            marks[topic] = max(offset, marks.get(topic, -1))
+        return replace(self, totals=self.totals.add_many(deltas), marks=marks)
+
+    def with_predictions_of(self, other: Partial) -> Partial:
+        """These realised totals with the prediction count, sums and mark of `other` (same key)."""
+        totals = replace(
+            self.totals,
+            predictions=other.totals.predictions,
+            predicted_uplift_sum=other.totals.predicted_uplift_sum,
+        )
+        marks = dict(self.marks)
+        if PREDICTIONS in other.marks:
+            marks[PREDICTIONS] = other.marks[PREDICTIONS]
+        return replace(self, totals=totals, marks=marks)
 
     def add_predictions(self, offsets: Sequence[int], uplifts: Sequence[Sequence[float]]) -> Partial:
         """Predictions of exposures at `offsets` (ascending) with their uplifts, skipping counted ones."""

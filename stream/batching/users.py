@@ -1,10 +1,11 @@
 """The per-user table value and the pure updates one event makes to it.
 
 One value per user holds everything keyed by the user, so one changelog record updates it atomically:
-windowed features, attribution state, the latest profile, the ranking marker, and the offset of the
-last event applied from each input topic. Events of a user arrive from one partition per topic in
-offset order, so an event at or below its topic's recorded offset is a replay (after a crash or a
-rebalance) and changes nothing: features and realised totals are never counted twice.
+windowed features, attribution state, the latest profile, the ranking marker, the offset of the
+last event applied from each input topic, and the outbox of its latest batch (stream/batching/outbox.py).
+Events of a user arrive from one partition per topic in offset order, so an event at or below its
+topic's recorded offset is a replay (after a crash or a rebalance) and changes no state: features and
+realised totals are never counted twice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.batching.outbox import Outbox
 from stream.effects import attribution
 from stream.effects.attribution import AttributionConfig, AttributionState, Delta, exposure_fact
 from stream.events.models import ClickEvent, ExposureEvent, UserProfileEvent
@@ -53,6 +55,7 @@ class UserValue:
     session: int | None = None
     """Hash of the session the user was last ranked in, and when (event time)."""
     ranked_ts: float | None = None
+    outbox: Outbox | None = None
 
     def profile_vector(self) -> np.ndarray:
         return NO_PROFILE if self.profile is None else np.asarray(self.profile, dtype=np.float32)
@@ -71,6 +74,7 @@ class UserValue:
             "o": dict(self.offsets),
             "s": self.session,
             "rts": self.ranked_ts,
+            "ob": None if self.outbox is None else self.outbox.to_json(),
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class UserValue:
             dict(data["o"]),
             data["s"],
             data["rts"],
+            None if data.get("ob") is None else Outbox.from_json(data["ob"]),
         )
 
 

@@ -50,7 +50,8 @@ def test_applies_events_and_counts_realised_deltas_in_the_partition_partial() ->
     part = asm.partials[partial_key("p1", 2)]
     t = part.totals.treatment
     assert (t.exposures, t.visits, t.conversions, t.revenue) == (1, 1, 1, 5.0)
-    assert part.marks == {"exposures": 0, "clicks": 0}
+    assert part.marks == {"profiles": 0, "exposures": 0, "clicks": 0}  # the batch's position
+    assert value.outbox is not None and value.outbox.position == part.marks
     assert [i.event.event_id for i in asm.exposures] == [events[1][1].event_id]  # type: ignore[union-attr]
     assert asm.outcomes["clicks", "ok"] == asm.outcomes["exposures", "ok"] == 1
 
@@ -69,15 +70,17 @@ def test_a_replayed_batch_changes_nothing_but_its_exposures_are_scored_again() -
     assert again.outcomes["exposures", "duplicate"] == again.outcomes["clicks", "duplicate"] == 1
 
 
-def test_partials_already_holding_a_replayed_events_deltas_skip_them() -> None:
-    # A crash after the partials were written but before the user values: the replay recomputes the
-    # deltas from the old user state, and the partial's marks keep them from counting twice.
+def test_a_replay_resends_an_outbox_the_partials_miss_once() -> None:
+    # A crash after the user values were written but before the partials: the user values hold the
+    # batch, so the replay changes no state, and the outbox gives the partials the batch's deltas.
     events = _records([("exposures", 4, exposure("u", 10.0, promo="p1")), ("clicks", 9, click("u", 11.0))])
-    _, partials = _state(_run(events))
-    replay = _run(events, {}, partials)
+    users, partials = _state(_run(events))
+    replay = _run(events, users, {})
     key = partial_key("p1", 2)
-    assert replay.partials[key] == partials[key]
-    assert replay.users["u"][1].offsets == {"exposures": 4, "clicks": 9}
+    assert replay.partials[key].totals == partials[key].totals
+    assert replay.users["u"][1].outbox == users["u"].outbox
+    users_after, partials_after = _state(replay)
+    assert _run(events, users_after, partials_after).partials == {}
 
 
 def test_one_ranking_per_user_per_batch_on_a_new_session_or_after_the_interval() -> None:

@@ -294,14 +294,15 @@ def _oracle_users(settings: Settings, events: list[tuple[Record, Event]]) -> dic
 
 
 def _comparable(value: UserValue) -> dict[str, Any]:
-    """A user value as JSON, without the ranking marker (session, ranked_ts).
+    """A user value as JSON, without the ranking marker (session, ranked_ts) and the outbox.
 
     The marker records when the user was last *ranked*, and whether a click ranks depends on the
     promotion registry at the moment the batch was taken (no session is marked ranked while no promotion
-    is active, stream/agents/users.py), i.e. on processing, not on the input alone.
+    is active, stream/agents/users.py), i.e. on processing, not on the input alone. The outbox holds
+    what the user's latest batch added to the partials: it depends on how the input was batched.
     """
     data = value.to_json()
-    del data["s"], data["rts"]
+    del data["s"], data["rts"], data["ob"]
     return data
 
 

@@ -1,4 +1,4 @@
-"""Partials count each event and prediction once; merging keeps the newest snapshot of every partition."""
+"""Partials mark the batches and predictions they count; merging keeps the newest snapshot per partition."""
 
 from __future__ import annotations
 
@@ -18,13 +18,21 @@ def _delta(arm: Arm = Arm.treatment, visits: int = 0) -> Delta:
     return Delta("p1", "c1", arm, 10.0, 20.0, d_exposures=1, d_visits=visits)
 
 
-def test_deltas_of_an_event_count_once() -> None:
-    p = Partial("p1", "c1", 0).add_deltas("exposures", 5, [_delta()])
-    assert p.add_deltas("exposures", 5, [_delta()]) is p
-    assert p.add_deltas("exposures", 4, [_delta()]) is p
-    later = p.add_deltas("exposures", 6, [_delta(Arm.holdout)])
+def test_marks_cover_the_positions_of_the_batches_added() -> None:
+    p = Partial("p1", "c1", 0).add_deltas({"exposures": 5, "clicks": 2}, [_delta()])
+    later = p.add_deltas({"exposures": 6}, [_delta(Arm.holdout)])
     assert (later.totals.treatment.exposures, later.totals.holdout.exposures) == (1, 1)
-    assert later.marks == {"exposures": 6}
+    assert later.marks == {"exposures": 6, "clicks": 2}
+    assert later.covers({"exposures": 5, "clicks": 2}) and later.covers({"exposures": 6})
+    assert not later.covers({"exposures": 6, "clicks": 3}) and not p.covers({"exposures": 6})
+
+
+def test_realised_totals_take_predictions_of_another_snapshot() -> None:
+    realised = Partial("p1", "c1", 0).add_deltas({"exposures": 1}, [_delta()])
+    counted = Partial("p1", "c1", 0).add_predictions([7], [[0.1, 0.2, 0.3]])
+    both = realised.with_predictions_of(counted)
+    assert both.totals.treatment == realised.totals.treatment and both.totals.predictions == 1
+    assert both.marks == {"exposures": 1, PREDICTIONS: 7}
 
 
 def test_predictions_count_once_and_only_past_the_mark() -> None:
@@ -37,9 +45,9 @@ def test_predictions_count_once_and_only_past_the_mark() -> None:
 
 
 def test_merge_keeps_the_newest_snapshot_per_partition() -> None:
-    old = Partial("p1", "c1", 0).add_deltas("exposures", 1, [_delta()])
-    new = old.add_deltas("exposures", 2, [_delta(visits=1)])
-    other = Partial("p1", "c1", 1).add_deltas("exposures", 0, [_delta(Arm.holdout)])
+    old = Partial("p1", "c1", 0).add_deltas({"exposures": 1}, [_delta()])
+    new = old.add_deltas({"exposures": 2}, [_delta(visits=1)])
+    other = Partial("p1", "c1", 1).add_deltas({"exposures": 0}, [_delta(Arm.holdout)])
     stored = offer(None, read_snapshot(snapshot(new).value))
     assert stored is not None
     assert offer(stored, old) is None and offer(stored, new) is None  # stale or repeated: no change
@@ -53,7 +61,7 @@ def test_effect_of_merged_partials() -> None:
     deltas = [_delta(visits=1) for _ in range(60)] + [_delta(Arm.holdout) for _ in range(60)]
     part = Partial("p1", "c1", 3)
     for offset, d in enumerate(deltas):
-        part = part.add_deltas("exposures", offset, [d])
+        part = part.add_deltas({"exposures": offset}, [d])
     stored = offer(None, part)
     assert stored is not None
     e = effect(
