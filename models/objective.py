@@ -86,13 +86,17 @@ def batch_loss(
     uplift_l2: float,
     outcome_weights: torch.Tensor,
 ) -> torch.Tensor:
-    treated, control, offset = scorer.logits(batch["user"], vectors, batch["attrs"])
+    treated, control, _ = scorer.logits(batch["user"], vectors, batch["attrs"])
     link = torch.where(batch["arm"].unsqueeze(1) > 0, treated, control)
     y = batch["labels"]
     binary = F.binary_cross_entropy_with_logits(link[:, :N_BINARY], y[:, :N_BINARY], reduction="none")
     revenue = tweedie_loss(link[:, N_BINARY:], y[:, N_BINARY:] / scorer.revenue_scale)
     per_row = torch.cat([binary, revenue], dim=1) @ outcome_weights
     w = batch["weight"]
-    # Shrinks the effect's variation across rows, not its average: a constant effect is the prior.
-    heterogeneity = (offset - offset.mean(dim=0)).pow(2).mean()
+    # Shrinks the effect's variation across rows, not its average: a constant effect *in outcome units*
+    # is the prior (a constant logit offset would still rank users by their baseline rate).
+    effect = scorer.expected(treated) - scorer.expected(control)
+    effect = torch.cat([effect[:, :N_BINARY], effect[:, N_BINARY:] / scorer.revenue_scale], dim=1)
+    heterogeneity = (effect - effect.mean(dim=0)).pow(2).mean()
     return (per_row * w).sum() / w.sum() + uplift_l2 * heterogeneity
+

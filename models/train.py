@@ -50,7 +50,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     hidden: tuple[int, ...] = (128, 64)
     dropout: float = 0.1
-    uplift_l2: float = 1e-2
+    uplift_l2: float = 10.0  # weight of the effect-heterogeneity penalty (docs/model.md: Formulation)
     outcome_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
     backbone_every: int = 4  # steps per backbone update (see PooledCache)
     ema_decay: float = 0.99

@@ -8,11 +8,11 @@ import pytest
 import torch
 from synthetic_uplift import synthetic_dataset
 
-from models.nets import load_model, load_tokenizer, predict, tokens_for
-from models.objective import tweedie_loss
+from models.nets import EffectScorer, load_model, load_tokenizer, predict, tokens_for
+from models.objective import batch_loss, tweedie_loss
 from models.train import TrainConfig, TrainResult, split_three_ways, train
 from stream.errors import ConfigError
-from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, USER_FEATURES
+from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, PROMO_DIM, USER_FEATURES
 
 pytestmark = pytest.mark.unit
 
@@ -75,6 +75,31 @@ def test_tweedie_loss_is_smallest_at_the_mean() -> None:
     grid = torch.linspace(-3, 3, 601)
     losses = torch.stack([tweedie_loss(torch.full_like(y, g), y).mean() for g in grid])
     assert grid[losses.argmin()].exp().item() == pytest.approx(1.0, rel=0.02)
+
+
+def test_the_heterogeneity_penalty_measures_the_effect_in_outcome_units() -> None:
+    # A constant logit offset over rows with different baseline rates is a varying probability effect:
+    # penalised. No offset at all: no penalty.
+    torch.manual_seed(0)
+    scorer = EffectScorer(hidden=(8,)).eval()
+    n = 64
+    batch = {
+        "user": torch.rand(n, len(USER_FEATURES)) * 5,
+        "attrs": torch.randn(n, len(PROMO_ATTRS)),
+        "arm": torch.arange(n) % 2,
+        "labels": torch.zeros(n, len(OUTCOMES)),
+        "weight": torch.ones(n),
+    }
+    vectors, ones = torch.zeros(n, PROMO_DIM), torch.ones(len(OUTCOMES))
+    with torch.no_grad():
+        scorer.control_head.weight.normal_(0.0, 3.0)
+        scorer.uplift_head.weight.zero_()
+        scorer.uplift_head.bias.zero_()
+        none = [batch_loss(scorer, vectors, batch, w, ones).item() for w in (0.0, 10.0)]
+        scorer.uplift_head.bias.fill_(1.0)
+        constant_logit = [batch_loss(scorer, vectors, batch, w, ones).item() for w in (0.0, 10.0)]
+    assert none[1] == pytest.approx(none[0])
+    assert constant_logit[1] > constant_logit[0] + 1e-3
 
 
 @pytest.mark.parametrize(
