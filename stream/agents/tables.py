@@ -2,7 +2,7 @@
 
 A batch's table updates are staged when the batch is assembled, so the next batch reads them at once,
 and flushed — to the local store and the changelog — only after the batch's outputs are published (user
-values) or after the user values (partials). The store is therefore never ahead of what was published:
+values), partials only after the user values. The store is therefore never ahead of what was published:
 a worker that dies mid-batch leaves a state that a replay of its uncommitted input completes exactly.
 
 Faust's tables and stores take the partition of a write (and, for RocksDB, of a read) from the event

@@ -2,9 +2,10 @@
 
 Per batch (`noack_take`): decode, assemble state changes (staged), and build one scoring request;
 then, in the pipeline, score it (at most `batching.max_in_flight` batches in flight) and, in input
-order, `send` (hand outputs to the producer, count predictions) and `settle` (flush the user values,
-then the batch's partials, then acknowledge, each after the previous one is delivered); the next batch
-is sent while this one settles. User values before partials: stream/batching/outbox.py.
+order, `send` (hand outputs to the producer, count predictions) and `settle` (once the outputs are
+delivered, flush the user values, then the batch's partials, then acknowledge, each after the previous
+one is delivered); the next batch is sent while this one settles. Why user values go before partials:
+stream/batching/outbox.py.
 """
 
 from __future__ import annotations
@@ -166,9 +167,11 @@ async def settle(
     partials: list[tuple[str, int, Partial]],
     outputs: int,
 ) -> None:
-    """Flushes the user values, then the partials, then acknowledges the input, each once the previous
-    writes are delivered."""
-    await asyncio.gather(*sent, *engine.users.flush(batch.user_writes))
+    """Once the outputs are delivered: flushes the user values, then the partials, then acknowledges the
+    input, each once the previous writes are delivered (a replayed click ranks nobody, so the rankings
+    must be in Kafka before the user values that make the click a replay)."""
+    await asyncio.gather(*sent)
+    await asyncio.gather(*engine.users.flush(batch.user_writes))
     await asyncio.gather(*engine.partials.flush(partials))
     engine.dirty_partials |= {key for key, _, _ in partials}
     for record in batch.done:

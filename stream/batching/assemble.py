@@ -124,10 +124,6 @@ def _resend(
     return missing
 
 
-def _current(out: Assembly, key: str, partial: Callable[[str], Partial | None]) -> Partial | None:
-    return out.partials.get(key) or partial(key)
-
-
 def _count(
     out: Assembly,
     partition: int,
@@ -140,5 +136,5 @@ def _count(
         by_promotion[d.promotion_id].append(d)
     for pid, ds in by_promotion.items():
         key = partial_key(pid, partition)
-        current = _current(out, key, partial) or Partial(pid, ds[0].campaign_id, partition)
+        current = out.partials.get(key) or partial(key) or Partial(pid, ds[0].campaign_id, partition)
         out.partials[key] = current.add_deltas(here, ds)
