@@ -70,12 +70,20 @@ def auuc(uplift: np.ndarray, y: np.ndarray, t: np.ndarray) -> float:
 
 
 def uplift_at_k(uplift: np.ndarray, y: np.ndarray, t: np.ndarray, k: float) -> float:
-    """Mean treated minus mean control outcome among the top fraction k ranked by predicted uplift."""
-    top = np.argsort(-uplift, kind="stable")[: max(1, int(np.ceil(k * len(uplift))))]
-    yt, tt = y[top].astype(float), t[top].astype(bool)
-    if tt.all() or not tt.any():
+    """Mean treated minus mean control outcome among the top fraction k ranked by predicted uplift.
+
+    Rows tied with the last row taken count with the share of their block that fits (expected counts
+    under random order within the block), like the curves' interpolation."""
+    n = max(1, int(np.ceil(k * len(uplift))))
+    cut = np.sort(uplift)[::-1][min(n, len(uplift)) - 1]
+    above, tied = uplift > cut, uplift == cut
+    weight = above + tied * ((n - above.sum()) / tied.sum())
+    treated = t.astype(bool)
+    w_t, w_c = weight[treated], weight[~treated]
+    if w_t.sum() == 0 or w_c.sum() == 0:
         return float("nan")
-    return float(yt[tt].mean() - yt[~tt].mean())
+    y = y.astype(float)
+    return float(np.average(y[treated], weights=w_t) - np.average(y[~treated], weights=w_c))
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:

@@ -58,6 +58,16 @@ def test_uplift_at_k() -> None:
     assert np.isnan(uplift_at_k(UPLIFT, Y, T, 0.25))  # top row is treated only
 
 
+def test_uplift_at_k_counts_a_tied_block_at_the_cut_by_its_share() -> None:
+    # All four tied: the top half is, in expectation, half of every row, whatever the data order.
+    tied = np.zeros(4)
+    assert uplift_at_k(tied, Y, T, 0.5) == pytest.approx(0.0)
+    assert uplift_at_k(tied, Y[::-1], T[::-1], 0.5) == pytest.approx(0.0)
+    # Rows 2-3 tied at the cut of 3: rows 0-1 fully, each of rows 2-3 at one half.
+    scores = np.array([0.9, 0.8, 0.5, 0.5])
+    assert uplift_at_k(scores, Y, T, 0.75) == pytest.approx((1 + 0) / 1.5 - (0 + 0.5) / 1.5)
+
+
 def test_uplift_by_decile() -> None:
     np.testing.assert_allclose(uplift_by_decile(UPLIFT, Y, T, bins=2), [1.0, -1.0])
 
