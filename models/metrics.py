@@ -74,8 +74,10 @@ def uplift_at_k(uplift: np.ndarray, y: np.ndarray, t: np.ndarray, k: float) -> f
 
     Rows tied with the last row taken count with the share of their block that fits (expected counts
     under random order within the block), like the curves' interpolation."""
-    n = max(1, int(np.ceil(k * len(uplift))))
-    cut = np.sort(uplift)[::-1][min(n, len(uplift)) - 1]
+    if len(uplift) == 0:
+        return float("nan")
+    n = min(len(uplift), max(1, int(np.ceil(k * len(uplift)))))
+    cut = np.sort(uplift)[::-1][n - 1]
     above, tied = uplift > cut, uplift == cut
     weight = above + tied * ((n - above.sum()) / tied.sum())
     treated = t.astype(bool)

@@ -99,4 +99,3 @@ def batch_loss(
     effect = torch.cat([effect[:, :N_BINARY], effect[:, N_BINARY:] / scorer.revenue_scale], dim=1)
     heterogeneity = (effect - effect.mean(dim=0)).pow(2).mean()
     return (per_row * w).sum() / w.sum() + uplift_l2 * heterogeneity
-

@@ -68,9 +68,9 @@ def assemble(
     for record, event in events:
         uid: str = event.user_id  # type: ignore[union-attr]
         here = batch_at[record.partition]
-        if uid not in added:
-            added[uid] = _resend(out, record.partition, here, uid, user(uid), partial)
         value = out.users[uid][1] if uid in out.users else user(uid)
+        if uid not in added:
+            added[uid] = _resend(out, record.partition, here, uid, value, partial)
         if isinstance(event, ExposureEvent):
             out.exposures.append(ExposureItem(record, event))
         if value.replayed(record.topic, record.offset):

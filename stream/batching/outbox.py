@@ -20,7 +20,7 @@ two events carries the delta depends on the order they are read in, which a repl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from typing import Any
 
 from stream.batching.records import Record
@@ -36,32 +36,15 @@ class Outbox:
     deltas: tuple[Delta, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "pos": dict(self.position),
-            "d": [
-                [
-                    d.promotion_id,
-                    d.campaign_id,
-                    d.arm.value,
-                    d.exposure_ts,
-                    d.ts,
-                    d.d_exposures,
-                    d.d_visits,
-                    d.d_conversions,
-                    d.d_revenue,
-                    d.d_revenue_sq,
-                ]
-                for d in self.deltas
-            ],
-        }
+        return {"pos": dict(self.position), "d": [list(astuple(d)) for d in self.deltas]}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Outbox:
-        deltas = tuple(
-            Delta(pid, cid, Arm(arm), float(x_ts), float(ts), int(n), int(v), int(c), float(r), float(sq))
-            for pid, cid, arm, x_ts, ts, n, v, c, r, sq in data["d"]
-        )
+        deltas = tuple(Delta(pid, cid, Arm(arm), *rest) for pid, cid, arm, *rest in data["d"])
         return cls({k: int(v) for k, v in data["pos"].items()}, deltas)
+
+
+_SUMMED = ("d_exposures", "d_visits", "d_conversions", "d_revenue", "d_revenue_sq")
 
 
 def aggregate(deltas: Iterable[Delta]) -> tuple[Delta, ...]:
@@ -70,19 +53,11 @@ def aggregate(deltas: Iterable[Delta]) -> tuple[Delta, ...]:
     for d in deltas:
         key = (d.promotion_id, d.arm)
         a = out.get(key)
-        out[key] = (
-            d
-            if a is None
-            else replace(
-                a,
-                exposure_ts=min(a.exposure_ts, d.exposure_ts),
-                ts=max(a.ts, d.ts),
-                d_exposures=a.d_exposures + d.d_exposures,
-                d_visits=a.d_visits + d.d_visits,
-                d_conversions=a.d_conversions + d.d_conversions,
-                d_revenue=a.d_revenue + d.d_revenue,
-                d_revenue_sq=a.d_revenue_sq + d.d_revenue_sq,
-            )
+        out[key] = d if a is None else replace(
+            a,
+            exposure_ts=min(a.exposure_ts, d.exposure_ts),
+            ts=max(a.ts, d.ts),
+            **{f: getattr(a, f) + getattr(d, f) for f in _SUMMED},
         )
     return tuple(out.values())
 
