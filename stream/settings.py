@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,6 +107,9 @@ class Settings(BaseSettings):
     alert_cooldown_s: float = Field(900.0, gt=0, description="an unchanged alert is raised again after this")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: str = "INFO"
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="the worker's event loop: uvloop (faster per message) or standard asyncio"
+    )
 
 
 @lru_cache(maxsize=1)
