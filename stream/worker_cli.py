@@ -109,7 +109,7 @@ def run_worker(settings: Settings) -> None:
 
 def _tune_gc() -> None:
     """Keeps the cyclic collector off the hot path: everything loaded so far (torch, transformers, the
-    app) is frozen out of its scans, and the youngest generation is collected 50x less often. A full
+    app) is frozen out of its scans, and the youngest generation is collected ~70x less often. A full
     scan of the worker's heap takes a few hundred ms and used to land in the middle of a batch."""
     gc.collect()
     gc.freeze()
