@@ -149,7 +149,11 @@ async def _until(check: object, timeout_s: float = 60) -> None:
 async def test_versions_roll_and_pinned_versions_stay_served(triton: Served, client: TritonScorer) -> None:
     rows = _random_scorer_inputs(8, 3)
     for model in (sig.ENCODER, sig.SCORER):
-        shutil.copytree(triton.repo / model / "1", triton.repo / model / "2")
+        # Staged outside the repository and moved in whole, as `liftstream export` does: Triton polls the
+        # repository and would load a half-copied version (its stub then writes __pycache__ into it).
+        staging = triton.repo.parent / f".staging-{model}"
+        shutil.copytree(triton.repo / model / "1", staging, ignore=shutil.ignore_patterns("__pycache__"))
+        staging.rename(triton.repo / model / "2")
 
     async def rolled() -> bool:
         return await client.model_version() == 2
