@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: str = "INFO"
     event_loop: Literal["uvloop", "asyncio"] = Field(
-        "uvloop", description="the worker's event loop: uvloop (faster per message) or standard asyncio"
+        "asyncio", description="the worker's event loop: standard asyncio, or uvloop (faster per message)"
     )
 
 
