@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -107,9 +106,6 @@ class Settings(BaseSettings):
     alert_cooldown_s: float = Field(900.0, gt=0, description="an unchanged alert is raised again after this")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: str = "INFO"
-    event_loop: Literal["uvloop", "asyncio"] = Field(
-        "asyncio", description="the worker's event loop: standard asyncio, or uvloop (faster per message)"
-    )
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from typing import Annotated, Any
@@ -89,10 +88,6 @@ def run_worker(settings: Settings) -> None:
     from stream.logs import throttle_libraries
     from stream.metrics import Metrics, serve
 
-    if settings.event_loop == "uvloop":
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     version = asyncio.run(_served_version(settings.triton_url))
     log.info("Triton at %s serves model version %d", settings.triton_url, version)
     registry = CollectorRegistry()
@@ -102,17 +97,7 @@ def run_worker(settings: Settings) -> None:
     app.engine.encoder.load()
     serve(settings.metrics_port, registry)
     throttle_libraries()
-    _tune_gc()
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
-
-
-def _tune_gc() -> None:
-    """Keeps start-up objects out of the cyclic collector's scans: everything loaded so far (torch,
-    transformers, the app) is frozen, so a full collection scans only what the worker made since. Full
-    scans of the whole heap took a few hundred ms and used to land in the middle of a batch. The
-    thresholds stay Python's: when collections run, and what they finalise, is unchanged."""
-    gc.collect()
-    gc.freeze()
 
 
 async def _served_version(url: str) -> int:
