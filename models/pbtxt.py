@@ -38,6 +38,10 @@ SPECS: dict[str, ServingSpec] = {
 # vectors must come from the same version as the scorer) never finds neither ready during a roll.
 VERSIONS_KEPT = 2
 
+THREADS = "INTRA_OP_THREAD_COUNT"
+"""The twin reads its torch thread count from this parameter (the libtorch backend's name for it)."""
+CPU_THREADS = 1
+
 
 def _tensors(kind: str, tensors: tuple[sig.Tensor, ...]) -> str:
     body = ",\n".join(
@@ -65,6 +69,10 @@ def render(spec: ServingSpec, *, cpu: bool) -> str:
         "}",
         f"version_policy: {{ latest: {{ num_versions: {VERSIONS_KEPT} }} }}",
     ]
-    if not cpu:
+    if cpu:
+        # One torch thread per instance: with more, OpenMP's idle workers spin between requests and take
+        # a core from the worker (models/twin.py). Raise it, or the instance count, given cores to spare.
+        parts.append(f'parameters: {{ key: "{THREADS}" value: {{ string_value: "{CPU_THREADS}" }} }}')
+    else:
         parts.append('parameters: { key: "INFERENCE_MODE" value: { string_value: "true" } }')
     return "\n".join(parts) + "\n"

@@ -82,17 +82,10 @@ async def submit(engine: Engine, stream: Any, events: list[Any]) -> None:
 
 def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRequest]:
     now, wall = datetime.now(UTC), time.time()
-    # Messages of a partition this worker no longer owns (taken into the buffer before a rebalance) are
-    # its new owner's; a copy of a message taken before is left out too (the ledger acknowledges it with
-    # the first delivery).
-    owned = engine.owned_partitions()
-    records = [
-        r
-        for e in events
-        if (r := engine.record(e)).partition in owned and engine.ledger.track(r.tp, r.offset, e)
-    ]
+    records = admitted(engine, events)
     if len(records) < len(events):
-        log.info("left out %d messages of a revoked partition or delivered again", len(events) - len(records))
+        log.info("left out %d messages of a revoked partition, an earlier generation or delivered again",
+                 len(events) - len(records))
     decoded = decode_records(records, engine.names, now)
     # With no active promotion yet (their texts may still be encoding) a ranking would be empty: leave the
     # session unranked so one of its next clicks ranks it.
@@ -129,6 +122,26 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
     keys = {partial_key(promo.promotion_id, item.record.partition) for item, promo in exposures}
     partials = {key: engine.partials.get(key) for key in keys | set(asm.partials)}
     return Batch(stream, dead, writes, partials, done, time.perf_counter(), wall), request
+
+
+def admitted(engine: Engine, events: list[Any]) -> list[Record]:
+    """The messages of a batch to process, tracked in the ledger.
+
+    Left out, unacknowledged: messages fetched in an earlier consumer generation (Faust's take buffer
+    keeps them across a rebalance; after it Faust seeks each partition to its committed offset and
+    delivers them again, in order, so processing the early copy would put a later offset before an
+    earlier one); messages of a partition this worker no longer owns (its new owner's); and copies of
+    messages taken before (the ledger acknowledges them with the first delivery).
+    """
+    owned = engine.owned_partitions()
+    generation = engine.app.consumer_generation_id
+    return [
+        r
+        for e in events
+        if e.message.generation_id == generation
+        and (r := engine.record(e)).partition in owned
+        and engine.ledger.track(r.tp, r.offset, e)
+    ]
 
 
 def _unknown(engine: Engine, item: ExposureItem, now: datetime) -> DeadLetter:

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from google.protobuf import text_format
+from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from models import twin
 from models.export import Exported, export_model, next_version, pinned_devices, trace, verify
 from models.nets import load_model
-from models.pbtxt import SPECS
+from models.pbtxt import CPU_THREADS, SPECS, THREADS
 from stream.drift.reference import load_reference
 from stream.errors import ModelError
 from stream.scoring import signature as sig
@@ -59,6 +59,16 @@ def test_configs_follow_the_signature(exported: Exported, model: str) -> None:
         for declared, wanted in ((config.input, spec.inputs), (config.output, spec.outputs)):
             got = [(t.name, model_config_pb2.DataType.Name(t.data_type), tuple(t.dims)) for t in declared]
             assert got == [(t.name, t.config_dtype, t.dims) for t in wanted]
+
+
+@pytest.mark.parametrize("model", list(SPECS))
+def test_the_twin_runs_torch_on_the_thread_count_its_config_names(exported: Exported, model: str) -> None:
+    cpu = _config(exported.repo / model / "configs" / "cpu.pbtxt")
+    # The python backend hands the stub its configuration as this JSON.
+    as_given = json_format.MessageToDict(cpu, preserving_proto_field_name=True)
+    assert twin.intra_op_threads(as_given) == CPU_THREADS == 1
+    assert twin.intra_op_threads({"parameters": {THREADS: {"string_value": "4"}}}) == 4
+    assert twin.intra_op_threads({}) == 1
 
 
 @pytest.mark.parametrize("model", list(SPECS))

@@ -55,6 +55,7 @@ from tests.stream.workers import (
     log_tail,
     metric,
     send_messages,
+    stacks,
     start_worker,
     stop_worker,
     wait_for_members,
@@ -126,7 +127,7 @@ class Workers:
             yield self
         except AssertionError as exc:
             tails = "\n".join(f"--- {log.name} ---\n{log_tail(log)}" for log in self.logs)
-            raise AssertionError(f"{exc}\n{tails}") from exc
+            raise AssertionError(f"{exc}\n{tails}\n{stacks(self.procs)}") from exc
         finally:
             for p in self.procs:
                 stop_worker(p)

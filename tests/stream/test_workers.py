@@ -18,6 +18,7 @@ from tests.stream.workers import (
     log_tail,
     metric,
     produce,
+    stacks,
     start_worker,
     stop_worker,
     wait_for_members,
@@ -40,9 +41,8 @@ def test_two_workers_split_the_partitions_and_together_predict_every_exposure(
         predictions = asyncio.run(_drive(settings, workers))
         applied = [metric(p, "liftstream_events_in_total", topic="exposures", outcome="ok") for p in ports]
     except AssertionError as exc:
-        raise AssertionError(
-            f"{exc}\n" + "\n".join(f"--- {log.name} ---\n{log_tail(log)}" for log in logs)
-        ) from exc
+        tails = "\n".join(f"--- {log.name} ---\n{log_tail(log)}" for log in logs)
+        raise AssertionError(f"{exc}\n{tails}\n{stacks(workers)}") from exc
     finally:
         for w in workers:
             stop_worker(w)

@@ -225,6 +225,24 @@ def log_tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.is_file() else "(no log)"
 
 
+def stacks(procs: list[subprocess.Popen[bytes]]) -> str:
+    """py-spy's dump of every live worker's threads: where a worker that went silent is stuck."""
+    spy = Path(sys.executable).with_name("py-spy")
+    out = []
+    for proc in procs:
+        if proc.poll() is not None:
+            continue
+        try:
+            dump = subprocess.run(
+                [str(spy), "dump", "--pid", str(proc.pid)], capture_output=True, text=True, timeout=30
+            )
+            text = dump.stdout + dump.stderr
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            text = f"(no dump: {exc})"
+        out.append(f"--- stacks of worker pid {proc.pid} ---\n{text[-6000:]}")
+    return "\n".join(out)
+
+
 async def consumed(settings: Settings, topics: tuple[str, ...], timeout_s: float = 180) -> None:
     """Waits until the group has committed every message of `topics`."""
     names = topic_names(settings)

@@ -1,0 +1,51 @@
+"""Which delivered messages a batch processes (stream/agents/users.py: admitted)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from stream.agents.users import admitted
+from stream.batching.acks import AckLedger
+from stream.batching.records import Record
+
+pytestmark = pytest.mark.unit
+
+
+def _event(partition: int, offset: int, generation: int) -> Any:
+    message = SimpleNamespace(topic="exposures", partition=partition, offset=offset, generation_id=generation)
+    return SimpleNamespace(message=message)
+
+
+def _engine(generation: int, owned: set[int]) -> Any:
+    def record(e: Any) -> Record:
+        m = e.message
+        return Record(m.topic, m.partition, m.offset, None, None, 0.0)
+
+    return SimpleNamespace(
+        app=SimpleNamespace(consumer_generation_id=generation),
+        owned_partitions=lambda: owned,
+        record=record,
+        ledger=AckLedger(),
+    )
+
+
+def test_a_message_fetched_before_a_rebalance_is_left_for_its_delivery_after_the_seek() -> None:
+    # Generation 3 took offset 85 of partition 2 into the take buffer; the partition came back in
+    # generation 5, whose seek to the committed offset 84 delivers 84 and then 85 again.
+    engine = _engine(generation=5, owned={2})
+    assert admitted(engine, [_event(2, 85, generation=3)]) == []
+    again = admitted(engine, [_event(2, 84, generation=5), _event(2, 85, generation=5)])
+    assert [r.offset for r in again] == [84, 85]
+    engine.ledger.done(("exposures", 2), 84)
+    engine.ledger.done(("exposures", 2), 85)
+    assert [e.message.offset for e in engine.ledger.release()] == [84, 85]
+
+
+def test_revoked_partitions_and_copies_are_left_out() -> None:
+    engine = _engine(generation=1, owned={0})
+    first = admitted(engine, [_event(0, 7, 1), _event(1, 3, 1)])
+    assert [(r.partition, r.offset) for r in first] == [(0, 7)]
+    assert admitted(engine, [_event(0, 7, 1), _event(0, 8, 1)])[0].offset == 8
