@@ -17,6 +17,8 @@ _METRICS = (
     ("calibration_control", "calib. err. control"),
     ("pehe", "PEHE"),
     ("oracle_qini", "oracle Qini"),
+    ("truth_qini", "Qini on true effects"),
+    ("oracle_truth_qini", "oracle's, on true effects"),
 )
 
 

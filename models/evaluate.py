@@ -67,6 +67,9 @@ def _verdicts(metrics: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict
         }
         if "oracle_qini" in neural:
             verdict["qini_to_oracle"] = {name: m["qini"] / m["oracle_qini"] for name, m in by_model.items()}
+            verdict["truth_qini_to_oracle"] = {
+                name: m["truth_qini"] / m["oracle_truth_qini"] for name, m in by_model.items()
+            }
             verdict["pehe"] = {name: m["pehe"] for name, m in by_model.items()}
         out[outcome] = verdict
     return out

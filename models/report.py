@@ -22,7 +22,7 @@ from stream.scoring.signature import OUTCOMES
 
 COLUMNS = (
     "qini", "auuc", "uplift_at_10", "uplift_at_30", "auc_treated", "auc_control",
-    "calibration_treated", "calibration_control", "pehe", "oracle_qini",
+    "calibration_treated", "calibration_control", "pehe", "oracle_qini", "truth_qini", "oracle_truth_qini",
 )
 
 

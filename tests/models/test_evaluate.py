@@ -45,7 +45,7 @@ def test_evaluates_all_models_on_held_out_users(evaluation: Evaluation, model_di
             expected = {"qini", "auuc", "uplift_at_10", "uplift_at_30", "auc_treated", "calibration_control"}
             assert expected <= set(metrics)
             assert {"pehe", "oracle_qini"} <= set(metrics)  # the synthetic set carries the true effect
-        assert "qini_to_oracle" in evaluation.metrics["verdicts"][outcome]
+        assert {"qini_to_oracle", "truth_qini_to_oracle"} <= set(evaluation.metrics["verdicts"][outcome])
 
 
 def test_oracle_qini_is_positive_on_synthetic_effects(evaluation: Evaluation) -> None:

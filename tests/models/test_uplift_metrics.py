@@ -13,6 +13,7 @@ from models.metrics import (
     pehe,
     qini_coefficient,
     qini_curve,
+    truth_qini,
     uplift_at_k,
     uplift_by_decile,
 )
@@ -101,6 +102,19 @@ def test_outcome_metrics_adds_truth_metrics_only_with_truth() -> None:
     with_truth = outcome_metrics(p_t, p_c, Y, T, binary=True, true_tau=UPLIFT)
     assert with_truth["pehe"] == pytest.approx(0.0, abs=1e-12)
     assert with_truth["oracle_qini"] == pytest.approx(0.1875)
+    assert with_truth["truth_qini"] == with_truth["oracle_truth_qini"] > 0
+
+
+def test_truth_qini_ranks_by_the_true_effect_without_outcome_noise() -> None:
+    tau = np.array([0.4, 0.0, 0.2, -0.1])
+    # Oracle order 0.4, 0.2, 0.0, -0.1: cumulative 0.4, 0.6, 0.6, 0.5 over n = 4, diagonal to 0.5 / 4.
+    expected = (0.4 / 2 + (0.4 + 0.6) / 2 + (0.6 + 0.6) / 2 + (0.6 + 0.5) / 2) / 4 / 4 - 0.5 / 4 / 2
+    assert truth_qini(tau, tau) == pytest.approx(expected)
+    assert truth_qini(-tau, tau) < 0 < truth_qini(tau, tau)
+    # A constant score is one tie block: the random diagonal, Qini zero.
+    assert truth_qini(np.zeros(4), tau) == pytest.approx(0.0)
+    partly = np.array([1.0, 1.0, 0.0, 0.0])  # the top block averages 0.4 and 0.0
+    assert 0 < truth_qini(partly, tau) < truth_qini(tau, tau)
 
 
 def test_better_ranking_scores_higher_on_simulated_effects() -> None:
