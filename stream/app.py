@@ -9,7 +9,7 @@ so an invalid message becomes a dead letter instead of an error inside Faust.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
@@ -38,7 +38,64 @@ class _IdempotentProducer(driver.Producer):
         return {**super()._settings_extra(), "enable_idempotence": True}
 
 
+class SeekGate:
+    """Which input partitions may resume fetching: after a (re)assignment, none before the seek.
+
+    faust-streaming's recovery resumes the stream partitions and only then seeks them to their committed
+    offsets (`Recovery.on_recovery_completed`); in between, the fetcher can hand out messages from the
+    position the consumer had before the rebalance, ahead of the committed offset. A rebalance 1 → 2 → 1
+    under load delivered offset 88 of a partition, then 87 from the seek. The gate holds such a partition
+    back until the seek is done.
+    """
+
+    def __init__(self) -> None:
+        self.unsought: set[TP] = set()
+        self.held: set[TP] = set()
+
+    def assigned(self, inputs: set[TP]) -> None:
+        self.unsought, self.held = set(inputs), set()
+
+    def resume(self, tps: set[TP]) -> set[TP]:
+        """The partitions of `tps` to resume now; the others wait for the seek."""
+        wait = tps & self.unsought
+        self.held |= wait
+        return tps - wait
+
+    def sought(self) -> set[TP]:
+        """After a seek to the committed offsets: the partitions held back, to resume now."""
+        held, self.held, self.unsought = self.held, set(), set()
+        return held
+
+
+class _SeekFirstConsumer(driver.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = SeekGate()
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self.gate.assigned({tp for tp in assigned if not self._is_changelog_tp(tp)})
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        super().resume_partitions(self.gate.resume(set(tps)))
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        if tp in self.gate.unsought:  # a full buffer from before the rebalance must not resume it
+            self._buffered_partitions.discard(tp)
+            self.gate.held.add(tp)
+            return
+        super().on_buffer_drop(tp)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()  # if it fails, the partitions wait for the next seek or rebalance
+        held = self.gate.sought()
+        if held:
+            log.info("resuming %d input partitions after the seek to their committed offsets", len(held))
+            super().resume_partitions(held)
+
+
 class _Transport(driver.Transport):
+    Consumer = _SeekFirstConsumer
     Producer = _IdempotentProducer
 
 

@@ -6,8 +6,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.types import TP
 
 from stream.agents.users import admitted
+from stream.app import SeekGate
 from stream.batching.acks import AckLedger
 from stream.batching.records import Record
 
@@ -49,3 +51,16 @@ def test_revoked_partitions_and_copies_are_left_out() -> None:
     first = admitted(engine, [_event(0, 7, 1), _event(1, 3, 1)])
     assert [(r.partition, r.offset) for r in first] == [(0, 7)]
     assert admitted(engine, [_event(0, 7, 1), _event(0, 8, 1)])[0].offset == 8
+
+
+def test_input_partitions_resume_only_after_the_seek_to_their_committed_offsets() -> None:
+    gate = SeekGate()
+    a, b, changelog = TP("exposures", 0), TP("clicks", 0), TP("users-changelog", 0)
+    gate.assigned({a, b})
+    assert gate.resume({changelog}) == {changelog}  # recovery reads changelogs meanwhile
+    assert gate.resume({a, b}) == set()  # faust resumes the inputs before it seeks them
+    assert gate.sought() == {a, b}
+    assert gate.resume({a}) == {a}  # until the next assignment, resuming is immediate
+    gate.assigned({a})
+    assert gate.sought() == set()  # a seek during recovery resumes nothing it was not asked to
+    assert gate.resume({a}) == {a}
