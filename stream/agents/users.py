@@ -84,8 +84,10 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
     now, wall = datetime.now(UTC), time.time()
     records = admitted(engine, events)
     if len(records) < len(events):
-        log.info("left out %d messages of a revoked partition, an earlier generation or delivered again",
-                 len(events) - len(records))
+        log.info(
+            "left out %d messages of a revoked partition, an earlier generation or delivered again",
+            len(events) - len(records),
+        )
     decoded = decode_records(records, engine.names, now)
     # With no active promotion yet (their texts may still be encoding) a ranking would be empty: leave the
     # session unranked so one of its next clicks ranks it.
