@@ -23,11 +23,16 @@ class Curve:
     y: np.ndarray  # incremental outcome per population member at that fraction
 
 
+def _ranked(uplift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order from highest to lowest score, and the last position of each block of tied scores."""
+    order = np.argsort(-uplift, kind="stable")
+    return order, np.append(np.nonzero(np.diff(uplift[order]))[0], len(uplift) - 1)
+
+
 def _cumulative(uplift: np.ndarray, y: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
     """Cumulative treated/control counts and outcome sums at each tie-block end, with a leading zero."""
-    order = np.argsort(-uplift, kind="stable")
-    u, yy, tt = uplift[order], y[order].astype(float), t[order].astype(bool)
-    block_ends = np.append(np.nonzero(np.diff(u))[0], len(u) - 1)
+    order, block_ends = _ranked(uplift)
+    yy, tt = y[order].astype(float), t[order].astype(bool)
     pad = lambda a: np.concatenate(([0.0], a[block_ends]))  # noqa: E731
     n_t = pad(np.cumsum(tt))
     n_c = pad(np.cumsum(~tt))
@@ -69,12 +74,11 @@ def truth_qini(uplift: np.ndarray, true_tau: np.ndarray) -> float:
     the area between the cumulative true effect of the top k (per population member) and the random
     diagonal. Free of outcome noise, so it compares rankings on a simulator history where one split's
     observed Qini moves by a quarter of the oracle's; tie blocks count at their mean, as in the curves."""
-    order = np.argsort(-uplift, kind="stable")
-    u, tau = uplift[order], true_tau[order].astype(float)
-    ends = np.append(np.nonzero(np.diff(u))[0], len(u) - 1)
+    order, ends = _ranked(uplift)
+    n = len(uplift)
     curve = Curve(
-        x=np.concatenate(([0.0], (ends + 1) / len(u))),
-        y=np.concatenate(([0.0], np.cumsum(tau)[ends])) / len(u),
+        x=np.concatenate(([0.0], (ends + 1) / n)),
+        y=np.concatenate(([0.0], np.cumsum(true_tau[order].astype(float))[ends])) / n,
     )
     return _area(curve) - float(curve.y[-1]) / 2.0
 

@@ -61,6 +61,12 @@ class SeekGate:
         self.held |= wait
         return tps - wait
 
+    def hold(self, tp: TP) -> bool:
+        """Holds `tp` back for the seek if it waits for one; whether it does."""
+        if tp in self.unsought:
+            self.held.add(tp)
+        return tp in self.unsought
+
     def sought(self) -> set[TP]:
         """After a seek to the committed offsets: the partitions held back, to resume now."""
         held, self.held, self.unsought = self.held, set(), set()
@@ -80,9 +86,8 @@ class _SeekFirstConsumer(driver.Consumer):
         super().resume_partitions(self.gate.resume(set(tps)))
 
     def on_buffer_drop(self, tp: TP) -> None:
-        if tp in self.gate.unsought:  # a full buffer from before the rebalance must not resume it
+        if self.gate.hold(tp):  # a full buffer from before the rebalance must not resume it
             self._buffered_partitions.discard(tp)
-            self.gate.held.add(tp)
             return
         super().on_buffer_drop(tp)
 

@@ -110,11 +110,16 @@ def markdown(summary: ProfileSummary) -> str:
     return "\n".join(lines)
 
 
+def py_spy() -> str | None:
+    """The py-spy executable: next to this interpreter (the project's environment), else on PATH."""
+    return shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+
+
 class Sampler:
     """`py-spy record` attached to a running process until `stop()`, which writes the raw stacks."""
 
     def __init__(self, pid: int, out: Path) -> None:
-        exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        exe = py_spy()
         if exe is None:
             raise PrerequisiteError("--profile needs py-spy: `uv sync` installs it with the dev group")
         self.out = out

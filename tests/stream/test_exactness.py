@@ -54,8 +54,8 @@ from tests.stream.workers import (
     is_start,
     log_tail,
     metric,
+    report,
     send_messages,
-    stacks,
     start_worker,
     stop_worker,
     wait_for_members,
@@ -126,8 +126,7 @@ class Workers:
         try:
             yield self
         except AssertionError as exc:
-            tails = "\n".join(f"--- {log.name} ---\n{log_tail(log)}" for log in self.logs)
-            raise AssertionError(f"{exc}\n{tails}\n{stacks(self.procs)}") from exc
+            raise report(exc, self.logs, self.procs) from exc
         finally:
             for p in self.procs:
                 stop_worker(p)

@@ -44,8 +44,8 @@ from stream.simulate.emission import Message
 from tests.stream.workers import (
     engine_settings,
     group_members,
-    log_tail,
     metric,
+    report,
     start_worker,
     stop_worker,
     wait_for_members,
@@ -262,10 +262,6 @@ def own_triton(test_settings: Settings, served_model: Path, tmp_path: Path) -> I
         server.stop()
 
 
-def report(exc: AssertionError, *logs: Path) -> AssertionError:
-    return AssertionError(f"{exc}\n" + "\n".join(f"--- {log.name} ---\n{log_tail(log)}" for log in logs))
-
-
 async def members_now(settings: Settings) -> int:
     """Stable members of the group; asked again once, since one describe call can fail on a busy broker."""
     n = await group_members(settings)
@@ -303,7 +299,7 @@ def test_triton_outage_backs_off_keeps_the_group_and_commits_nothing_unscored(
         assert started_once(log)
         assert log.read_text(errors="replace").count("Joined group") == 1
     except AssertionError as exc:
-        raise report(exc, log, own_triton.home / "triton.log") from exc
+        raise report(exc, [log, own_triton.home / "triton.log"]) from exc
     finally:
         stop_worker(proc)
     print(f"triton outage: {figures}")
@@ -393,7 +389,7 @@ def test_triton_queue_full_is_retried_and_nothing_is_lost(
     try:
         figures = asyncio.run(_queue_full(settings, proc, server, port))
     except AssertionError as exc:
-        raise report(exc, log, server.home / "triton.log") from exc
+        raise report(exc, [log, server.home / "triton.log"]) from exc
     finally:
         stop_worker(proc)
         server.stop()
@@ -470,7 +466,7 @@ def test_broker_restart_mid_stream_loses_nothing_and_the_worker_recovers(
         figures = asyncio.run(_broker_restart(settings, proc, home, port, controller))
         assert started_once(log)
     except AssertionError as exc:
-        raise report(exc, log, home / "server.log") from exc
+        raise report(exc, [log, home / "server.log"]) from exc
     finally:
         stop_worker(proc)
         Managed("kafka", home).stop()
@@ -597,7 +593,7 @@ def test_hostile_input_is_dead_lettered_and_a_hot_key_stays_bounded(
         figures = asyncio.run(_hostile(settings, proc))
         assert started_once(log)
     except AssertionError as exc:
-        raise report(exc, log) from exc
+        raise report(exc, [log]) from exc
     finally:
         stop_worker(proc)
     print(f"hostile input: {figures}")

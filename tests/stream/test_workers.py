@@ -15,10 +15,9 @@ from stream.simulate.config import SimConfig
 from tests.stream.workers import (
     Outputs,
     engine_settings,
-    log_tail,
     metric,
     produce,
-    stacks,
+    report,
     start_worker,
     stop_worker,
     wait_for_members,
@@ -41,8 +40,7 @@ def test_two_workers_split_the_partitions_and_together_predict_every_exposure(
         predictions = asyncio.run(_drive(settings, workers))
         applied = [metric(p, "liftstream_events_in_total", topic="exposures", outcome="ok") for p in ports]
     except AssertionError as exc:
-        tails = "\n".join(f"--- {log.name} ---\n{log_tail(log)}" for log in logs)
-        raise AssertionError(f"{exc}\n{tails}\n{stacks(workers)}") from exc
+        raise report(exc, logs, workers) from exc
     finally:
         for w in workers:
             stop_worker(w)

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from stream.agents.topics import ensure_topics, topic_names
+from stream.bench.profile import py_spy
 from stream.events.models import OUTPUT_EVENTS
 from stream.scoring.triton import TritonScorer
 from stream.settings import Settings, Topics, load_settings
@@ -225,16 +226,26 @@ def log_tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.is_file() else "(no log)"
 
 
-def stacks(procs: list[subprocess.Popen[bytes]]) -> str:
+def report(
+    exc: AssertionError, logs: Sequence[Path], procs: Sequence[subprocess.Popen[bytes]] = ()
+) -> AssertionError:
+    """The failure with each log's tail and the stacks of the workers still running."""
+    tails = "\n".join(f"--- {log.name} ---\n{log_tail(log)}" for log in logs)
+    return AssertionError(f"{exc}\n{tails}" + (f"\n{stacks(procs)}" if procs else ""))
+
+
+def stacks(procs: Sequence[subprocess.Popen[bytes]]) -> str:
     """py-spy's dump of every live worker's threads: where a worker that went silent is stuck."""
-    spy = Path(sys.executable).with_name("py-spy")
     out = []
     for proc in procs:
         if proc.poll() is not None:
             continue
         try:
             dump = subprocess.run(
-                [str(spy), "dump", "--pid", str(proc.pid)], capture_output=True, text=True, timeout=30
+                [py_spy() or "py-spy", "dump", "--pid", str(proc.pid)],
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             text = dump.stdout + dump.stderr
         except (OSError, subprocess.TimeoutExpired) as exc:
