@@ -98,6 +98,15 @@ class _SeekFirstConsumer(driver.Consumer):
             log.info("resuming %d input partitions after the seek to their committed offsets", len(held))
             super().resume_partitions(held)
 
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        # faust hands its live set of active partitions to the consumer thread. When recovery pauses the
+        # changelogs while that fetch waits, the set is empty by the time aiokafka reads it, and aiokafka
+        # reads an empty set as every assigned partition: it hands out input records, moving its position
+        # past them, and faust drops them as inactive. A restarted worker then never processed the first
+        # messages of a partition, yet committed past them. A snapshot keeps the fetch to what was active.
+        snapshot = None if active_partitions is None else set(active_partitions)
+        return await super()._getmany(snapshot, timeout)
+
 
 class _Transport(driver.Transport):
     Consumer = _SeekFirstConsumer

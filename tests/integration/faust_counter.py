@@ -1,4 +1,10 @@
-"""A minimal Faust app with a windowed table, run as a real worker process by test_faust.py."""
+"""A minimal Faust app with a windowed table on liftstream's app class, run as a worker by test_faust.py.
+
+It is a `LiftstreamApp` for that class's consumer: with plain `faust.App` a restarted worker sometimes never
+processed the first messages produced while it was down and still committed past them (`b0` missing from
+the outputs, input committed to its end), or stalled on them; see `_SeekFirstConsumer._getmany` in
+stream/app.py.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,11 @@ from datetime import timedelta
 
 import faust
 
+from stream.app import LiftstreamApp
+
 PREFIX = os.environ["COUNTER_PREFIX"]
 
-app = faust.App(
+app = LiftstreamApp(
     f"{PREFIX}-app",
     broker=f"kafka://{os.environ['COUNTER_BROKER']}",
     store="memory://",

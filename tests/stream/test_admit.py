@@ -1,4 +1,4 @@
-"""Which delivered messages a batch processes (stream/agents/users.py: admitted)."""
+"""What a batch processes (stream/agents/users.py: admitted) and what the consumer fetches (stream/app.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from faust.types import TP
 
 from stream.agents.users import admitted
-from stream.app import SeekGate
+from stream.app import SeekGate, _SeekFirstConsumer
 from stream.batching.acks import AckLedger
 from stream.batching.records import Record
 
@@ -64,3 +64,19 @@ def test_input_partitions_resume_only_after_the_seek_to_their_committed_offsets(
     gate.assigned({a})
     assert gate.sought() == set()  # a seek during recovery resumes nothing it was not asked to
     assert gate.resume({a}) == {a}
+
+
+async def test_a_fetch_asks_for_the_partitions_active_when_it_began() -> None:
+    live = {TP("users-changelog", 0)}
+    asked: list[set[TP]] = []
+
+    class Thread:
+        async def getmany(self, tps: set[TP], timeout: float) -> dict[TP, list[Any]]:
+            live.clear()  # recovery pauses the changelog while the fetch waits in the consumer thread
+            asked.append(tps)
+            return {}
+
+    consumer = object.__new__(_SeekFirstConsumer)
+    consumer._thread = Thread()
+    await consumer._getmany(live, 1.0)
+    assert asked == [{TP("users-changelog", 0)}]  # not the emptied set, which aiokafka reads as "all"
