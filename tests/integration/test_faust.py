@@ -12,6 +12,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tests.stream.workers import log_tail, stop_worker
+
 pytestmark = pytest.mark.integration
 APP = Path(__file__).with_name("faust_counter.py")
 
@@ -30,15 +32,6 @@ def _worker(bootstrap: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait(timeout=10)
 
 
 async def _produce(bootstrap: str, topic: str, items: list[tuple[str, str]]) -> None:
@@ -95,15 +88,15 @@ async def test_windowed_table_survives_restart(
     try:
         await _produce(kafka_bootstrap, f"{topic_prefix}-in", [(f"u{i % 3}", f"a{i}") for i in range(30)])
         first = await _read(consumer, 30, timeout_s=120)
-        assert {first.get(f"a{i}") for i in range(27, 30)} == {"10"}, (first, log.read_text()[-3000:])
-        _stop(worker)
+        assert {first.get(f"a{i}") for i in range(27, 30)} == {"10"}, (first, log_tail(log))
+        stop_worker(worker)
 
         worker = _worker(kafka_bootstrap, topic_prefix, log)
         await _produce(kafka_bootstrap, f"{topic_prefix}-in", [(f"u{i}", f"b{i}") for i in range(3)])
         second = await _read(consumer, 3, timeout_s=180)
         positions = await _positions(kafka_bootstrap, topic_prefix)
     finally:
-        _stop(worker)
+        stop_worker(worker)
         await consumer.stop()
     # Counts continue from the changelog-recovered state: 10 before the restart, 11 after.
-    assert second == {f"b{i}": "11" for i in range(3)}, (second, positions, log.read_text()[-3000:])
+    assert second == {f"b{i}": "11" for i in range(3)}, (second, positions, log_tail(log))
