@@ -67,12 +67,17 @@ def evaluate(
     outcome: Annotated[
         list[str] | None, typer.Option("--outcome", help="outcome to report, repeatable (default all)")
     ] = None,
+    bootstrap: Annotated[
+        int,
+        typer.Option("--bootstrap", min=0, help="held-out user resamples for 90% intervals (0: none)"),
+    ] = 200,
 ) -> None:
     """Scores held-out users with the model and with gradient-boosting T/S-learners fitted in the same run."""
     from models.evaluate import evaluate as run_evaluate
-    from models.report import console_table, write_report
+    from models.report import comparison_lines, console_table, write_report
 
-    ev = run_evaluate(model, _history(history), promotion=promotion, outcomes=tuple(outcome or OUTCOMES))
+    ev = run_evaluate(model, _history(history), promotion=promotion, outcomes=tuple(outcome or OUTCOMES),
+                      bootstrap=bootstrap)
     metrics_path, report_path = write_report(ev, out or model / "eval")
     test = ev.metrics["test"]
     table = Table(title=f"held-out users: {test['users']} ({test['rows']} exposures)")
@@ -82,4 +87,6 @@ def evaluate(
     for row in rows:
         table.add_row(*row)
     Console(width=200).print(table)
+    for line in comparison_lines(ev):
+        typer.echo(line)
     typer.echo(f"wrote {metrics_path} and {report_path}")

@@ -19,6 +19,7 @@ from models.dataset import Dataset, build_dataset
 from models.metrics import outcome_metrics
 from models.modeldir import json_safe
 from models.nets import N_BINARY, load_model, load_tokenizer, predict, tokens_for
+from models.significance import paired_bootstrap
 from models.train import split_three_ways
 from stream.errors import ConfigError
 from stream.scoring.signature import OUTCOMES
@@ -26,6 +27,7 @@ from stream.scoring.signature import OUTCOMES
 log = logging.getLogger(__name__)
 
 NEURAL = "neural"
+BOOTSTRAP_RESAMPLES = 200
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,24 @@ def score_metrics(
     return out
 
 
-def _verdicts(metrics: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
-    """Per outcome: does the neural model beat every baseline, and how close is it to the oracle."""
+def bootstrap_metrics(
+    test: Dataset, predictions: dict[str, Predictions], outcomes: tuple[str, ...], resamples: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """outcome -> paired bootstrap of the neural model against every baseline (models/significance.py)."""
+    out = {}
+    for name in outcomes:
+        o = OUTCOMES.index(name)
+        rankings = {model: p.p_treated[:, o] - p.p_control[:, o] for model, p in predictions.items()}
+        out[name] = paired_bootstrap(rankings, test.labels[:, o].astype(np.float64), test.arm, test.user_ids,
+                                     reference=NEURAL, resamples=resamples, seed=seed)
+    return out
+
+
+def _verdicts(
+    metrics: dict[str, dict[str, dict[str, float]]], bootstrap: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per outcome: does the neural model beat every baseline (on this split, and beyond its noise), and how
+    close is it to the oracle."""
     out = {}
     for outcome, by_model in metrics.items():
         neural = by_model[NEURAL]
@@ -65,6 +83,14 @@ def _verdicts(metrics: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict
             "qini_beats_baselines": all(neural["qini"] > m["qini"] for m in others),
             "qini_positive": neural["qini"] > 0,
         }
+        if outcome in bootstrap:
+            versus = bootstrap[outcome]["versus"]
+            verdict["uplift_at_30_beats_baselines_at_90"] = all(
+                v["uplift_at_30"]["difference"][0] > 0 for v in versus.values()
+            )
+            verdict["uplift_at_30_share_ahead"] = {
+                b: v["uplift_at_30"]["share_ahead"] for b, v in versus.items()
+            }
         if "oracle_qini" in neural:
             verdict["qini_to_oracle"] = {name: m["qini"] / m["oracle_qini"] for name, m in by_model.items()}
             verdict["truth_qini_to_oracle"] = {
@@ -81,11 +107,12 @@ def evaluate(
     *,
     promotion: str | None = None,
     outcomes: tuple[str, ...] = OUTCOMES,
+    bootstrap: int = BOOTSTRAP_RESAMPLES,
 ) -> Evaluation:
     """Rebuild the history's Dataset and evaluate the model on its held-out users."""
     dataset = build_dataset(history_dir)
     return evaluate_dataset(model_dir, dataset, history=str(history_dir), promotion=promotion,
-                            outcomes=outcomes)
+                            outcomes=outcomes, bootstrap=bootstrap)
 
 
 def evaluate_dataset(
@@ -95,7 +122,11 @@ def evaluate_dataset(
     history: str = "",
     promotion: str | None = None,
     outcomes: tuple[str, ...] = OUTCOMES,
+    bootstrap: int = BOOTSTRAP_RESAMPLES,
 ) -> Evaluation:
+    """`bootstrap` resamples of the held-out users give intervals of the comparisons (0: none)."""
+    if bootstrap < 0:
+        raise ConfigError(f"bootstrap resamples must be 0 or more, got {bootstrap}")
     unknown = [o for o in outcomes if o not in OUTCOMES]
     if unknown:
         raise ConfigError(f"unknown outcome {unknown[0]!r}; choose from {', '.join(OUTCOMES)}")
@@ -117,6 +148,7 @@ def evaluate_dataset(
     for name, fit in BASELINES.items():
         predictions[name] = fit(splits.train, splits.val, test, seed)
     by_outcome = score_metrics(test, predictions, outcomes)
+    resampled = bootstrap_metrics(test, predictions, outcomes, bootstrap, seed) if bootstrap else {}
     metrics = {
         "model_dir": str(model_dir),
         "model_version": meta["version"],
@@ -126,6 +158,7 @@ def evaluate_dataset(
         "test": {"rows": len(test), "users": len(np.unique(test.user_ids)), "treated": int(test.arm.sum()),
                  "holdout": int(len(test) - test.arm.sum()), "has_truth": test.tau is not None},
         "outcomes": by_outcome,
-        "verdicts": _verdicts(by_outcome),
+        "verdicts": _verdicts(by_outcome, resampled),
+        "bootstrap": resampled,
     }
     return Evaluation(test, predictions, tuple(outcomes), json_safe(metrics))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from models.evaluate import Evaluation
+from models.evaluate import NEURAL, Evaluation
 from models.metrics import calibration_bins, qini_curve, uplift_by_decile
 from stream.scoring.signature import OUTCOMES
 
@@ -92,6 +92,45 @@ def _table(by_model: dict[str, dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
+def _comparisons(ev: Evaluation, outcome: str) -> list[tuple[str, str, float, list[float], float]]:
+    """(baseline, metric, neural's lead on this split, its 90% interval, share of resamples ahead)."""
+    resampled = ev.metrics["bootstrap"].get(outcome)
+    if not resampled:
+        return []
+    by_model = ev.metrics["outcomes"][outcome]
+    return [
+        (baseline, metric, by_model[NEURAL][metric] - by_model[baseline][metric], v["difference"],
+         v["share_ahead"])
+        for baseline, by_metric in resampled["versus"].items()
+        for metric, v in by_metric.items()
+    ]
+
+
+def _comparison_table(ev: Evaluation, outcome: str) -> str:
+    rows = _comparisons(ev, outcome)
+    if not rows:
+        return ""
+    resamples = ev.metrics["bootstrap"][outcome]["resamples"]
+    head = "".join(f"<th>{c}</th>" for c in ("neural against", "metric", "lead", "90% interval", "ahead in"))
+    body = "".join(
+        f"<tr><td>{html.escape(b)}</td><td>{m}</td><td>{lead:+.4g}</td><td>{lo:+.4g} … {hi:+.4g}</td>"
+        f"<td>{share:.0%}</td></tr>"
+        for b, m, lead, (lo, hi), share in rows
+    )
+    return (f"<p>Paired bootstrap over the held-out users ({resamples} resamples): the neural model's lead "
+            f"over each baseline.</p><table><tr>{head}</tr>{body}</table>")
+
+
+def comparison_lines(ev: Evaluation) -> list[str]:
+    """One console line per outcome, baseline and metric: the lead, its interval and the share ahead."""
+    return [
+        f"{outcome}: neural − {b} {m} {lead:+.4g} (90% interval {lo:+.4g} … {hi:+.4g}, "
+        f"ahead in {share:.0%} of {ev.metrics['bootstrap'][outcome]['resamples']} resamples)"
+        for outcome in ev.outcomes
+        for b, m, lead, (lo, hi), share in _comparisons(ev, outcome)
+    ]
+
+
 def render_html(ev: Evaluation) -> str:
     m = ev.metrics
     scope = f"promotion {m['promotion']}" if m["promotion"] else "all promotions"
@@ -115,6 +154,7 @@ def render_html(ev: Evaluation) -> str:
             f"<h2>{html.escape(outcome)}</h2>",
             _table(m["outcomes"][outcome]),
             f"<p>{verdict}</p>",
+            _comparison_table(ev, outcome),
             f"<img alt='{html.escape(outcome)} figures' src='data:image/png;base64,{png}'>",
         ]
     parts.append("</body></html>")

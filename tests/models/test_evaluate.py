@@ -11,7 +11,7 @@ from synthetic_uplift import synthetic_dataset
 
 from models.baselines import s_learner, t_learner
 from models.evaluate import NEURAL, Evaluation, evaluate_dataset
-from models.report import console_table, write_report
+from models.report import comparison_lines, console_table, write_report
 from models.train import TrainConfig, split_three_ways, train
 from stream.errors import ConfigError
 from stream.scoring.signature import OUTCOMES
@@ -73,6 +73,36 @@ def test_report_is_self_contained_html_with_figures(evaluation: Evaluation, tmp_
     header, rows = console_table(evaluation)
     assert len(rows) == len(OUTCOMES) * 3 and all(len(r) == len(header) for r in rows)
     assert "pehe" in header
+    assert "Paired bootstrap over the held-out users" in page
+    lines = comparison_lines(evaluation)
+    assert len(lines) == len(OUTCOMES) * 2 * 2  # two baselines, two metrics
+    assert lines[0].startswith("visit: neural − t_learner_gbm uplift_at_30")
+
+
+def test_bootstrap_compares_the_neural_model_with_each_baseline(evaluation: Evaluation) -> None:
+    resampled = evaluation.metrics["bootstrap"]["visit"]
+    assert resampled["resamples"] == 200 and set(resampled["versus"]) == {"t_learner_gbm", "s_learner_gbm"}
+    for baseline, by_metric in resampled["versus"].items():
+        for metric, v in by_metric.items():
+            low, high = v["difference"]
+            assert low <= high and 0.0 <= v["share_ahead"] <= 1.0
+            lead = (evaluation.metrics["outcomes"]["visit"][NEURAL][metric]
+                    - evaluation.metrics["outcomes"]["visit"][baseline][metric])
+            assert np.isfinite(lead)
+    verdict = evaluation.metrics["verdicts"]["visit"]
+    shares = verdict["uplift_at_30_share_ahead"]
+    assert set(shares) == {"t_learner_gbm", "s_learner_gbm"}
+    assert verdict["uplift_at_30_beats_baselines_at_90"] == all(
+        v["uplift_at_30"]["difference"][0] > 0 for v in resampled["versus"].values()
+    )
+
+
+def test_bootstrap_can_be_turned_off(model_dir: Path) -> None:
+    ev = evaluate_dataset(model_dir, synthetic_dataset(N), outcomes=("visit",), bootstrap=0)
+    assert ev.metrics["bootstrap"] == {} and "uplift_at_30_share_ahead" not in ev.metrics["verdicts"]["visit"]
+    assert comparison_lines(ev) == []
+    with pytest.raises(ConfigError, match="bootstrap resamples"):
+        evaluate_dataset(model_dir, synthetic_dataset(N), bootstrap=-1)
 
 
 def test_baselines_recover_a_strong_effect() -> None:
