@@ -34,8 +34,11 @@ def user_resamples(user_ids: np.ndarray, resamples: int, seed: int) -> Iterator[
 
 
 def _interval(values: np.ndarray) -> list[float]:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return [float("nan"), float("nan")]
     tail = (1.0 - LEVEL) / 2.0 * 100.0
-    return [float(v) for v in np.nanpercentile(values, [tail, 100.0 - tail])]
+    return [float(v) for v in np.percentile(values, [tail, 100.0 - tail])]
 
 
 def paired_bootstrap(
@@ -65,9 +68,10 @@ def paired_bootstrap(
         versus[name] = {}
         for metric in METRICS:
             lead = values[reference][metric] - values[name][metric]
+            lead = lead[np.isfinite(lead)]  # a resample without both arms in a top k has no uplift@k
             versus[name][metric] = {
                 "difference": _interval(lead),
-                "share_ahead": float(np.nanmean((lead > 0) + 0.5 * (lead == 0))),
+                "share_ahead": float(np.mean((lead > 0) + 0.5 * (lead == 0))) if len(lead) else float("nan"),
             }
     return {
         "resamples": resamples,

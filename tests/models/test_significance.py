@@ -61,3 +61,19 @@ def test_two_noisy_rankings_of_a_flat_effect_are_not_told_apart() -> None:
     low, high = out["versus"]["b"]["uplift_at_30"]["difference"]
     assert low < 0 < high
     assert 0.05 < out["versus"]["b"]["uplift_at_30"]["share_ahead"] < 0.95
+
+
+def test_resamples_without_a_metric_are_left_out_of_the_comparison() -> None:
+    # 20 users; the two treated ones are ranked first by both models. About one resample in eight draws
+    # neither of them and has no uplift@30. Whenever it has one, "a" is ahead: after the treated users it
+    # ranks the holdout users who did not convert, "b" those who did.
+    users = np.arange(20)
+    t = (users < 2).astype(int)
+    y = np.where(t == 1, 1.0, (users > 10).astype(float))
+    a = -users.astype(float)
+    b = np.concatenate([[30.0, 29.0], np.where(users[2:] > 10, 20.0 - users[2:], -users[2:])])
+    assert any(t[idx].sum() == 0 for idx in user_resamples(users, 100, seed=0))
+    out = paired_bootstrap({"a": a, "b": b}, y, t, users, reference="a", resamples=100, seed=0)
+    lead = out["versus"]["b"]["uplift_at_30"]
+    assert lead["difference"][0] >= 0 and lead["share_ahead"] > 0.97
+    assert all(np.isfinite(out["models"]["a"]["uplift_at_30"]))
