@@ -32,6 +32,10 @@ class Predictions:
     p_treated: np.ndarray  # [N, 3]
     p_control: np.ndarray  # [N, 3]
 
+    def uplift(self, o: int) -> np.ndarray:
+        """Predicted effect on outcome column o: the ranking score of every uplift metric."""
+        return self.p_treated[:, o] - self.p_control[:, o]
+
 
 def _design(ds: Dataset, promotions: np.ndarray) -> np.ndarray:
     # Unknown promotions (not in training) map to a code of their own that boosting never saw.

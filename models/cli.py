@@ -68,16 +68,17 @@ def evaluate(
         list[str] | None, typer.Option("--outcome", help="outcome to report, repeatable (default all)")
     ] = None,
     bootstrap: Annotated[
-        int,
+        int | None,
         typer.Option("--bootstrap", min=0, help="held-out user resamples for 90% intervals (0: none)"),
-    ] = 200,
+    ] = None,
 ) -> None:
     """Scores held-out users with the model and with gradient-boosting T/S-learners fitted in the same run."""
     from models.evaluate import evaluate as run_evaluate
     from models.report import comparison_lines, console_table, write_report
 
+    resamples = {} if bootstrap is None else {"bootstrap": bootstrap}  # else the evaluation's default
     ev = run_evaluate(model, _history(history), promotion=promotion, outcomes=tuple(outcome or OUTCOMES),
-                      bootstrap=bootstrap)
+                      **resamples)
     metrics_path, report_path = write_report(ev, out or model / "eval")
     test = ev.metrics["test"]
     table = Table(title=f"held-out users: {test['users']} ({test['rows']} exposures)")

@@ -63,7 +63,7 @@ def bootstrap_metrics(
     out = {}
     for name in outcomes:
         o = OUTCOMES.index(name)
-        rankings = {model: p.p_treated[:, o] - p.p_control[:, o] for model, p in predictions.items()}
+        rankings = {model: p.uplift(o) for model, p in predictions.items()}
         out[name] = paired_bootstrap(rankings, test.labels[:, o].astype(np.float64), test.arm, test.user_ids,
                                      reference=NEURAL, resamples=resamples, seed=seed)
     return out

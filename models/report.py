@@ -37,7 +37,7 @@ def outcome_figure(ev: Evaluation, outcome: str) -> Figure:
     y, t = ev.test.labels[:, o].astype(np.float64), ev.test.arm
     fig = Figure(figsize=(15, 4.2))
     qini_ax, decile_ax, calib_ax = fig.subplots(1, 3)
-    rankings = {name: p.p_treated[:, o] - p.p_control[:, o] for name, p in ev.predictions.items()}
+    rankings = {name: p.uplift(o) for name, p in ev.predictions.items()}
     if ev.test.tau is not None:
         rankings["oracle (true effect)"] = ev.test.tau[:, o].astype(np.float64)
     for name, uplift in rankings.items():
@@ -51,7 +51,7 @@ def outcome_figure(ev: Evaluation, outcome: str) -> Figure:
 
     width = 0.8 / len(ev.predictions)
     for i, (name, p) in enumerate(ev.predictions.items()):
-        deciles = uplift_by_decile(p.p_treated[:, o] - p.p_control[:, o], y, t)
+        deciles = uplift_by_decile(p.uplift(o), y, t)
         decile_ax.bar(np.arange(1, len(deciles) + 1) + (i - (len(ev.predictions) - 1) / 2) * width, deciles,
                       width=width, label=name)
     decile_ax.axhline(0, color="grey", linewidth=0.8)
