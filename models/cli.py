@@ -76,9 +76,8 @@ def evaluate(
     from models.evaluate import evaluate as run_evaluate
     from models.report import comparison_lines, console_table, write_report
 
-    resamples = {} if bootstrap is None else {"bootstrap": bootstrap}  # else the evaluation's default
     ev = run_evaluate(model, _history(history), promotion=promotion, outcomes=tuple(outcome or OUTCOMES),
-                      **resamples)
+                      bootstrap=bootstrap)
     metrics_path, report_path = write_report(ev, out or model / "eval")
     test = ev.metrics["test"]
     table = Table(title=f"held-out users: {test['users']} ({test['rows']} exposures)")

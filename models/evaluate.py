@@ -107,7 +107,7 @@ def evaluate(
     *,
     promotion: str | None = None,
     outcomes: tuple[str, ...] = OUTCOMES,
-    bootstrap: int = BOOTSTRAP_RESAMPLES,
+    bootstrap: int | None = None,
 ) -> Evaluation:
     """Rebuild the history's Dataset and evaluate the model on its held-out users."""
     dataset = build_dataset(history_dir)
@@ -122,9 +122,11 @@ def evaluate_dataset(
     history: str = "",
     promotion: str | None = None,
     outcomes: tuple[str, ...] = OUTCOMES,
-    bootstrap: int = BOOTSTRAP_RESAMPLES,
+    bootstrap: int | None = None,
 ) -> Evaluation:
-    """`bootstrap` resamples of the held-out users give intervals of the comparisons (0: none)."""
+    """`bootstrap` resamples of the held-out users give intervals of the comparisons (0: none; None:
+    BOOTSTRAP_RESAMPLES)."""
+    bootstrap = BOOTSTRAP_RESAMPLES if bootstrap is None else bootstrap
     if bootstrap < 0:
         raise ConfigError(f"bootstrap resamples must be 0 or more, got {bootstrap}")
     unknown = [o for o in outcomes if o not in OUTCOMES]
