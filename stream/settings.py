@@ -64,6 +64,18 @@ class Drift(BaseModel):
     min_events: int = Field(200, ge=1, description="fewest live rows a scope (overall, an arm) needs")
 
 
+class Decisions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    alpha: float = Field(
+        0.05, gt=0, lt=0.5,
+        description="error rate of a status over a promotion's whole life, however often it is looked at",
+    )
+    min_exposures_per_arm: int = Field(
+        50, ge=2, le=1_000_000, description="exposures each arm needs before any status but insufficient_data"
+    )
+
+
 class Kafka(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -101,9 +113,10 @@ class Settings(BaseSettings):
     batching: Batching = Batching()
     windows: Windows = Windows()
     drift: Drift = Drift()
+    decisions: Decisions = Decisions()
     local: Local = Local()
     metrics_port: int = Field(9464, ge=0, le=65535, description="worker /metrics port (0 disables)")
-    alert_cooldown_s: float = Field(900.0, gt=0, description="an unchanged alert is raised again after this")
+    alert_cooldown_s: float = Field(900.0, gt=0, description="an unchanged drift or Triton alert is raised again after this")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: str = "INFO"
 

@@ -1,13 +1,14 @@
 """The campaign-effects agent: partial snapshots → merged totals → one CampaignEffect per promotion.
 
 Keyed by promotion on the internal `campaign-partials` topic, so one worker merges each promotion; the
-merged value lives in the `campaign-totals` table of the snapshot's partition. Underperforming
-promotions raise alerts through the shared `AlertGate`.
+merged value lives in the `campaign-totals` table of the snapshot's partition. Decisions (underperforming,
+meeting the goal) and the model's `at_risk` warning raise and resolve alerts through the shared `AlertGate`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,10 +16,11 @@ from mode import CrashingSupervisor
 
 from stream.agents.engine import Engine
 from stream.alerts import check_effect
-from stream.effects.report import DEFAULT_MIN_EXPOSURES_PER_ARM
 from stream.events.gate import encode
 from stream.outputs import Output
 from stream.outputs.partials import PARTIALS, effect, effect_output, offer, read_snapshot
+
+log = logging.getLogger(__name__)
 
 BATCH = 256
 WAIT_S = 0.25
@@ -51,12 +53,16 @@ async def handle(engine: Engine, events: list[Any]) -> None:
         promo = engine.registry.get(key)
         if promo is None:
             continue  # no goal to judge it by yet; the next snapshot after the promotion arrives will
-        e = effect(merged, promo.goal, engine.model_version, now, DEFAULT_MIN_EXPOSURES_PER_ARM)
+        e = effect(merged, promo.goal, engine.model_version, now, engine.policy, promo.event.holdout_fraction)
+        if e.decision.reason is not None and key not in engine.undecidable:
+            engine.undecidable.add(key)
+            log.warning("promotion %s can never be decided: %s", key, e.decision.reason)
         outputs.append(effect_output(e))
         engine.metrics.set_campaign(e)
-        alert = engine.alert_gate.offer(check_effect(e))
-        if alert is not None:
-            engine.metrics.alert(alert)
-            outputs.append(Output("alerts", None, encode(alert)))
+        for check in check_effect(e):
+            alert = engine.alert_gate.offer(check)
+            if alert is not None:
+                engine.metrics.alert(alert)
+                outputs.append(Output("alerts", None, encode(alert)))
     flushed = engine.merged.flush((k, part, v) for k, (part, v) in writes.items())
     await asyncio.gather(*await engine.publish(outputs), *flushed)

@@ -20,6 +20,7 @@ from stream.batching.pipeline import Pipeline
 from stream.batching.records import Record
 from stream.batching.scoring import BatchScorer
 from stream.batching.users import EMPTY, UserConfig, UserValue
+from stream.effects.report import Policy
 from stream.metrics import TOPICS, Metrics
 from stream.outputs import Output
 from stream.outputs.drift import DriftMonitor
@@ -54,6 +55,9 @@ class Engine:
     pipeline: Pipeline = field(init=False)
     drift: DriftMonitor = field(init=False)
     alert_gate: AlertGate = field(init=False)
+    policy: Policy = field(init=False)
+    undecidable: set[str] = field(init=False, default_factory=set)
+    """Promotions whose decision.reason was logged (once each)."""
     dirty_partials: set[str] = field(init=False, default_factory=set)
     progress: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
     """(logical topic, partition) → highest offset finished, for the lag gauge."""
@@ -116,6 +120,7 @@ class Engine:
         self.pipeline = Pipeline(b.max_in_flight, on_error=self._crash)
         self.drift = DriftMonitor(s.model_repo, s.drift)
         self.alert_gate = AlertGate(s.alert_cooldown_s)
+        self.policy = Policy(s.decisions.alpha, s.decisions.min_exposures_per_arm)
 
     def user_value(self, user_id: str) -> UserValue:
         return self.users.get(user_id) or EMPTY

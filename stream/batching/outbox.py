@@ -40,11 +40,23 @@ class Outbox:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Outbox:
-        deltas = tuple(Delta(pid, cid, Arm(arm), *rest) for pid, cid, arm, *rest in data["d"])
+        deltas = tuple(_delta(*row) for row in data["d"])
         return cls({k: int(v) for k, v in data["pos"].items()}, deltas)
 
 
+def _delta(pid: str, cid: str, arm: str, *rest: Any) -> Delta:
+    # Outboxes written before the covariate blocks have no exposure_hash and cov columns.
+    numbers, cov = rest[:8], rest[8] if len(rest) > 8 else ()
+    return Delta(pid, cid, Arm(arm), *numbers, cov=tuple(cov))
+
+
 _SUMMED = ("d_exposures", "d_visits", "d_conversions", "d_revenue", "d_revenue_sq")
+
+
+def _add_cov(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
+    if not a or not b:
+        return a or b
+    return tuple(x + y for x, y in zip(a, b, strict=True))
 
 
 def aggregate(deltas: Iterable[Delta]) -> tuple[Delta, ...]:
@@ -53,10 +65,11 @@ def aggregate(deltas: Iterable[Delta]) -> tuple[Delta, ...]:
     for d in deltas:
         key = (d.promotion_id, d.arm)
         a = out.get(key)
-        out[key] = d if a is None else replace(
+        out[key] = replace(d, exposure_hash=0) if a is None else replace(
             a,
             exposure_ts=min(a.exposure_ts, d.exposure_ts),
             ts=max(a.ts, d.ts),
+            cov=_add_cov(a.cov, d.cov),
             **{f: getattr(a, f) + getattr(d, f) for f in _SUMMED},
         )
     return tuple(out.values())

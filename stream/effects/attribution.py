@@ -19,17 +19,18 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, TypeVar
 
 from stream.events.models import Arm, ExposureEvent
 from stream.features.state import PURCHASE, Applied, ClickRow, stable_hash
 from stream.settings import Settings
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
-# (ts, event hash, promotion_id, campaign_id, treated 0/1, visited 0/1, converted 0/1, revenue)
-OpenExposure = tuple[float, int, str, str, int, int, int, float]
+# (ts, event hash, promotion_id, campaign_id, treated 0/1, visited 0/1, converted 0/1, revenue, x): x is the
+# exposure's prediction per outcome, the covariate (stream/batching/covariate.py), () until it is scored.
+OpenExposure = tuple[float, int, str, str, int, int, int, float, tuple[float, ...]]
 # (ts, event hash, purchase 0/1, price * quantity)
 SeenClick = tuple[float, int, int, float]
 R = TypeVar("R", OpenExposure, SeenClick)
@@ -56,7 +57,9 @@ def exposure_fact(event: ExposureEvent) -> ExposureFact:
 @dataclass(frozen=True, slots=True)
 class Delta:
     """A change to one promotion arm's totals, from the exposure at `exposure_ts`; `ts` is the newest
-    event time it accounts for (the exposure's, or the latest click's it collected)."""
+    event time it accounts for (the exposure's, or the latest click's it collected). `exposure_hash` names
+    the exposure (0 once deltas are aggregated); `cov` is a covariate block (stream/effects/aggregate.py),
+    set only on the deltas a user's outbox keeps."""
 
     promotion_id: str
     campaign_id: str
@@ -68,6 +71,8 @@ class Delta:
     d_conversions: int = 0
     d_revenue: float = 0.0
     d_revenue_sq: float = 0.0
+    exposure_hash: int = 0
+    cov: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +112,11 @@ class AttributionState:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AttributionState:
-        if data.get("v") != STATE_VERSION:
+        # Version 1 rows (before the covariate) read as unscored.
+        if data.get("v") not in (1, STATE_VERSION):
             raise ValueError(f"unsupported attribution state version {data.get('v')!r}")
         return cls(
-            exposures=tuple(map(tuple, data["x"])),
+            exposures=tuple((*r[:8], tuple(r[8]) if len(r) > 8 else ()) for r in data["x"]),
             clicks=tuple(map(tuple, data["c"])),
             max_ts=data["max_ts"],
             floor_ts=data["floor_ts"],
@@ -185,12 +191,12 @@ def apply_exposure(
             converted = 1
             revenue += amount
     treated = int(fact.arm == Arm.treatment)
-    row: OpenExposure = (*fact[:4], treated, visited, converted, revenue)
+    row: OpenExposure = (*fact[:4], treated, visited, converted, revenue, ())
     exposures = _insert(state.exposures, row)
     if exposures is None:
         return state, None, Applied.duplicate
     pid, cid, arm = fact.promotion_id, fact.campaign_id, fact.arm
-    delta = Delta(pid, cid, arm, fact.ts, newest, 1, visited, converted, revenue, revenue * revenue)
+    delta = Delta(pid, cid, arm, fact.ts, newest, 1, visited, converted, revenue, revenue * revenue, fact.event_hash)
     return _settle(state, exposures, state.clicks, fact.ts, config), delta, Applied.applied
 
 
@@ -210,15 +216,32 @@ def apply_click(
     # Exposures are in ts order: only those at or before the click, back to one window earlier, qualify.
     i = bisect_right(exposures, ts, key=_ts) - 1
     while i >= 0 and exposures[i][0] > ts - config.window_s:
-        x_ts, x_hash, pid, cid, treated, visited, converted, revenue = exposures[i]
+        x_ts, x_hash, pid, cid, treated, visited, converted, revenue, x = exposures[i]
         new_revenue = revenue + amount if purchase else revenue
         d_visit, d_conv = 1 - visited, (1 - converted) if purchase else 0
         if d_visit or purchase:
-            exposures[i] = (x_ts, x_hash, pid, cid, treated, 1, converted | purchase, new_revenue)
+            exposures[i] = (x_ts, x_hash, pid, cid, treated, 1, converted | purchase, new_revenue, x)
             arm = Arm.treatment if treated else Arm.holdout
             d_sq = new_revenue * new_revenue - revenue * revenue
             d_rev = amount if purchase else 0.0
-            deltas.append(Delta(pid, cid, arm, x_ts, ts, 0, d_visit, d_conv, d_rev, d_sq))
+            deltas.append(Delta(pid, cid, arm, x_ts, ts, 0, d_visit, d_conv, d_rev, d_sq, x_hash))
         i -= 1
     deltas.reverse()
     return _settle(state, tuple(exposures), clicks, ts, config), deltas, Applied.applied
+
+
+def stamp(state: AttributionState, event_hash: int, x: tuple[float, ...]) -> AttributionState:
+    """The state with the open exposure `event_hash` scored as `x` (unchanged if it is not open)."""
+    rows = state.exposures
+    for i, row in enumerate(rows):
+        if row[1] == event_hash:
+            return replace(state, exposures=(*rows[:i], (*row[:8], x), *rows[i + 1 :]))
+    return state
+
+
+def covariate_of(state: AttributionState, event_hash: int) -> tuple[float, ...]:
+    """The covariate an open exposure was scored with; () when it is unscored or not open."""
+    for row in state.exposures:
+        if row[1] == event_hash:
+            return row[8]
+    return ()

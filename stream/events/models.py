@@ -14,6 +14,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION: Final = 1
+EFFECT_SCHEMA_VERSION: Final = 2
+"""`campaign-effects` and `alerts` since the anytime-valid decisions (docs/monitoring.md: schema versions)."""
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_FUTURE = timedelta(days=1)
 
@@ -93,9 +95,10 @@ class Outcome(StrEnum):
 
 
 class CampaignStatus(StrEnum):
-    on_track = "on_track"
-    underperforming = "underperforming"
     insufficient_data = "insufficient_data"
+    inconclusive = "inconclusive"
+    meeting_goal = "meeting_goal"
+    underperforming = "underperforming"
 
 
 class _Wire(BaseModel):
@@ -213,7 +216,25 @@ class Interval(BaseModel):
     high: Real
 
 
+class Decision(BaseModel):
+    """What the status was decided on: the goal outcome's anytime-valid interval (docs/monitoring.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    outcome: Outcome
+    uplift: Real | None
+    interval: Interval | None
+    """None until both arms have an exposure."""
+    adjusted: bool
+    """True when the interval is the one adjusted by the model's predictions."""
+    alpha: Fraction
+    mixing_scale: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    reason: LongText | None = None
+    """Why no decision can be reached (e.g. a holdout fraction of 0 or 1); None when one can."""
+
+
 class CampaignEffect(_Wire):
+    schema_version: Literal[2] = EFFECT_SCHEMA_VERSION  # type: ignore[assignment]
     campaign_id: Id
     promotion_id: Id
     window_start: Timestamp
@@ -225,8 +246,22 @@ class CampaignEffect(_Wire):
     realised_rate_holdout: dict[Outcome, Real]
     realised_uplift: dict[Outcome, Real]
     realised_uplift_ci: dict[Outcome, Interval]
+    """Fixed-horizon 95% intervals: valid at one planned look only, shown for reference; never decided on."""
+    anytime_ci: dict[Outcome, Interval]
+    """Anytime-valid intervals of `realised_uplift`: they hold at every snapshot at once."""
+    adjusted_uplift: dict[Outcome, Real]
+    adjusted_ci: dict[Outcome, Interval]
+    """Anytime-valid intervals of `adjusted_uplift`, the realised uplift adjusted by the model's predictions;
+    for the outcomes with enough scored exposures in both arms."""
+    variance_reduction: dict[Outcome, Real]
+    """1 − variance(adjusted) / variance(unadjusted) per outcome in `adjusted_uplift`."""
+    predicted_uplift_ci: dict[Outcome, Interval]
+    """Anytime-valid intervals of the mean predicted uplift over the promotion's scored exposures."""
     goal: PromotionGoal
     status: CampaignStatus
+    decision: Decision
+    at_risk: bool = False
+    """The model's early warning: the predicted uplift's upper bound is below the goal. Never a status."""
     model_version: Annotated[int, Field(ge=0)]
     emitted_at: Timestamp
 
@@ -253,11 +288,14 @@ class DriftReport(_Wire):
 
 class AlertKind(StrEnum):
     underperforming = "underperforming"
+    meeting_goal = "meeting_goal"
+    at_risk = "at_risk"
     drift = "drift"
     triton_unavailable = "triton_unavailable"
 
 
 class Alert(_Wire):
+    schema_version: Literal[2] = EFFECT_SCHEMA_VERSION  # type: ignore[assignment]
     alert_id: Id
     kind: AlertKind
     severity: Literal["info", "warning", "critical"]
@@ -267,6 +305,9 @@ class Alert(_Wire):
     value: Real | None = None
     threshold: Real | None = None
     raised_at: Timestamp
+    state: Literal["firing", "resolved"] = "firing"
+    """An alert fires once when its subject enters the condition and is published again, resolved, when it
+    leaves it; both share the `alert_id`."""
 
 
 class DeadLetter(_Wire):

@@ -16,7 +16,7 @@ import orjson
 
 from stream.batching.partials import Partial
 from stream.effects.aggregate import PromotionTotals, merge
-from stream.effects.report import campaign_effect
+from stream.effects.report import Policy, campaign_effect
 from stream.events.gate import encode
 from stream.events.models import CampaignEffect, PromotionGoal
 from stream.outputs import Output
@@ -52,7 +52,8 @@ def effect(
     goal: PromotionGoal,
     model_version: int,
     now: datetime,
-    min_exposures_per_arm: int,
+    policy: Policy,
+    holdout_fraction: float | None = None,
 ) -> CampaignEffect:
     first = Partial.from_json(next(iter(stored["parts"].values())))
     return campaign_effect(
@@ -62,7 +63,8 @@ def effect(
         first.promotion_id,
         model_version,
         now,
-        min_exposures_per_arm=min_exposures_per_arm,
+        policy,
+        holdout_fraction,
     )
 
 
