@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from wsgiref.simple_server import WSGIServer
 
@@ -25,6 +25,7 @@ from stream.events.models import (
     CampaignEffect,
     CampaignStatus,
     DriftReport,
+    Interval,
     Outcome,
 )
 from stream.scoring.signature import ENCODER, SCORER
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 TOPICS = frozenset(INPUT_EVENTS) | frozenset(OUTPUT_EVENTS)
 INPUT_OUTCOMES = ("ok", "dead_letter", "late", "duplicate")
+ALERT_STATES = ("firing", "resolved")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 TRITON_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -77,17 +79,32 @@ class Metrics:
         self.exposures = gauge("exposures", "exposures in the effect window by arm", (*promo, "arm"))
         self.predicted_uplift = gauge("predicted_uplift", "mean predicted uplift", per_outcome)
         self.realised_uplift = gauge("realised_uplift", "treatment minus holdout rate", per_outcome)
-        self.realised_low = gauge("realised_uplift_low", "realised uplift CI lower bound", per_outcome)
-        self.realised_high = gauge("realised_uplift_high", "realised uplift CI upper bound", per_outcome)
+        fixed = "fixed-horizon 95% interval of the realised uplift (for reference, never decided on)"
+        self.realised_low = gauge("realised_uplift_low", f"{fixed}, lower bound", per_outcome)
+        self.realised_high = gauge("realised_uplift_high", f"{fixed}, upper bound", per_outcome)
+        anytime = "anytime-valid interval of the realised uplift"
+        self.anytime_low = gauge("anytime_uplift_low", f"{anytime}, lower bound", per_outcome)
+        self.anytime_high = gauge("anytime_uplift_high", f"{anytime}, upper bound", per_outcome)
+        self.adjusted_uplift = gauge("adjusted_uplift", "realised uplift adjusted by the model's predictions",
+                                     per_outcome)
+        adjusted = "anytime-valid interval of the adjusted uplift"
+        self.adjusted_low = gauge("adjusted_uplift_low", f"{adjusted}, lower bound", per_outcome)
+        self.adjusted_high = gauge("adjusted_uplift_high", f"{adjusted}, upper bound", per_outcome)
+        self.variance_reduction = gauge("variance_reduction", "share of the uplift's variance the adjustment"
+                                        " removes", per_outcome)
         self.goal_uplift = gauge("goal_uplift", "target uplift of the promotion's goal outcome", per_outcome)
         self.campaign_status = gauge("campaign_status", "1 for the promotion's current status, else 0",
                                      (*promo, "status"))
+        self.at_risk = gauge("at_risk", "1 while the model predicts the promotion below its goal and the"
+                             " realised data has not decided yet, else 0", promo)
         self.drift_psi = gauge("drift_psi", "population stability index per feature", ("feature", "scope"))
         self.drift_max_psi = gauge("drift_max_psi", "largest feature PSI", ("scope",))
         self.drift_window = gauge("drift_window_events", "live rows the drift scores are computed over",
                                   ("scope",))
         self.drift_threshold = gauge("drift_threshold", "PSI above which a feature counts as drifted")
-        self.alerts = counter("alerts_total", "alerts raised by kind", ("kind",))
+        self.alerts = counter("alerts_total", "alert events published by kind and state", ("kind", "state"))
+        self.alert_firing = gauge("alert_firing", "1 while an alert of this kind fires for the promotion"
+                                  " (empty labels for drift and Triton), 0 once resolved", ("kind", *promo))
         self._initialise()
 
     def _initialise(self) -> None:
@@ -100,7 +117,8 @@ class Metrics:
         for model in (ENCODER, SCORER):
             self.triton_seconds.labels(model)
         for kind in AlertKind:
-            self.alerts.labels(kind.value)
+            for state in ALERT_STATES:
+                self.alerts.labels(kind.value, state)
         self.triton_up.set(1)
 
     def observe_input(self, topic: str, ok: int = 0, late: int = 0, duplicate: int = 0) -> None:
@@ -151,22 +169,22 @@ class Metrics:
         key = (effect.campaign_id, effect.promotion_id)
         self.exposures.labels(*key, Arm.treatment.value).set(effect.exposures_treatment)
         self.exposures.labels(*key, Arm.holdout.value).set(effect.exposures_holdout)
-        for outcome in Outcome:
-            out = outcome.value
-            for gauge, values in ((self.predicted_uplift, effect.predicted_uplift),
-                                  (self.realised_uplift, effect.realised_uplift)):
-                if outcome in values:
-                    gauge.labels(*key, out).set(values[outcome])
-            ci = effect.realised_uplift_ci.get(outcome)
-            if ci is not None:
-                self.realised_low.labels(*key, out).set(ci.low)
-                self.realised_high.labels(*key, out).set(ci.high)
+        for gauge, values in ((self.predicted_uplift, effect.predicted_uplift),
+                              (self.realised_uplift, effect.realised_uplift),
+                              (self.adjusted_uplift, effect.adjusted_uplift),
+                              (self.variance_reduction, effect.variance_reduction)):
+            _set_outcomes(gauge, key, values)
+        for low, high, intervals in ((self.realised_low, self.realised_high, effect.realised_uplift_ci),
+                                     (self.anytime_low, self.anytime_high, effect.anytime_ci),
+                                     (self.adjusted_low, self.adjusted_high, effect.adjusted_ci)):
+            _set_intervals(low, high, key, intervals)
         for outcome in Outcome:
             if outcome is not effect.goal.outcome:
                 _remove(self.goal_uplift, *key, outcome.value)
         self.goal_uplift.labels(*key, effect.goal.outcome.value).set(effect.goal.target_uplift)
         for status in CampaignStatus:
             self.campaign_status.labels(*key, status.value).set(1 if status is effect.status else 0)
+        self.at_risk.labels(*key).set(1 if effect.at_risk else 0)
         self._campaign_updated[key] = time.monotonic()
 
     def retire_campaigns(self, stopped: Iterable[tuple[str, str]], idle_s: float) -> int:
@@ -186,11 +204,18 @@ class Metrics:
         for arm in Arm:
             _remove(self.exposures, *key, arm.value)
         for outcome in Outcome:
-            for gauge in (self.predicted_uplift, self.realised_uplift, self.realised_low, self.realised_high,
-                          self.goal_uplift):
+            for gauge in self._per_outcome():
                 _remove(gauge, *key, outcome.value)
         for status in CampaignStatus:
             _remove(self.campaign_status, *key, status.value)
+        _remove(self.at_risk, *key)
+        for kind in AlertKind:
+            _remove(self.alert_firing, kind.value, *key)
+
+    def _per_outcome(self) -> tuple[Gauge, ...]:
+        return (self.predicted_uplift, self.realised_uplift, self.realised_low, self.realised_high,
+                self.anytime_low, self.anytime_high, self.adjusted_uplift, self.adjusted_low,
+                self.adjusted_high, self.variance_reduction, self.goal_uplift)
 
     def set_drift(self, report: DriftReport, threshold: float) -> None:
         self.drift_threshold.set(threshold)
@@ -200,7 +225,10 @@ class Metrics:
             self.drift_psi.labels(feature.name, report.scope).set(feature.psi)
 
     def alert(self, alert: Alert) -> None:
-        self.alerts.labels(alert.kind.value).inc()
+        """One published alert event: counted, and its firing gauge follows it so resolution is visible."""
+        self.alerts.labels(alert.kind.value, alert.state).inc()
+        firing = self.alert_firing.labels(alert.kind.value, alert.campaign_id or "", alert.promotion_id or "")
+        firing.set(1 if alert.state == "firing" else 0)
 
 
 def serve(port: int, registry: CollectorRegistry, addr: str = "0.0.0.0") -> WSGIServer | None:
@@ -216,6 +244,21 @@ def serve(port: int, registry: CollectorRegistry, addr: str = "0.0.0.0") -> WSGI
 def _check_topic(topic: str) -> None:
     if topic not in TOPICS:
         raise ValueError(f"unknown topic label {topic!r}: use the logical name, one of {sorted(TOPICS)}")
+
+
+def _set_outcomes(gauge: Gauge, key: tuple[str, str], values: Mapping[Outcome, float]) -> None:
+    # An outcome missing from this effect (e.g. no adjusted estimate any more) must not keep a stale value.
+    for outcome in Outcome:
+        if outcome in values:
+            gauge.labels(*key, outcome.value).set(values[outcome])
+        else:
+            _remove(gauge, *key, outcome.value)
+
+
+def _set_intervals(low: Gauge, high: Gauge, key: tuple[str, str], intervals: Mapping[Outcome, Interval]
+                   ) -> None:
+    _set_outcomes(low, key, {o: ci.low for o, ci in intervals.items()})
+    _set_outcomes(high, key, {o: ci.high for o, ci in intervals.items()})
 
 
 def _remove(metric: Gauge, *labels: str) -> None:

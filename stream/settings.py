@@ -116,7 +116,9 @@ class Settings(BaseSettings):
     decisions: Decisions = Decisions()
     local: Local = Local()
     metrics_port: int = Field(9464, ge=0, le=65535, description="worker /metrics port (0 disables)")
-    alert_cooldown_s: float = Field(900.0, gt=0, description="an unchanged drift or Triton alert is raised again after this")
+    alert_cooldown_s: float = Field(
+        900.0, gt=0, description="an unchanged drift or Triton alert is raised again after this"
+    )
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     log_level: str = "INFO"
 

@@ -16,6 +16,7 @@ from stream.events.models import (
     AlertKind,
     CampaignEffect,
     CampaignStatus,
+    Decision,
     DriftReport,
     FeatureDrift,
     Interval,
@@ -40,7 +41,8 @@ def value(m: Metrics, name: str, **labels: str) -> float | None:
     return m.registry.get_sample_value(name, labels)
 
 
-def effect(status: CampaignStatus = CampaignStatus.on_track, goal_outcome: Outcome = Outcome.conversion,
+def effect(status: CampaignStatus = CampaignStatus.meeting_goal, goal_outcome: Outcome = Outcome.conversion,
+           *, adjusted: tuple[Outcome, ...] = (Outcome.visit, Outcome.conversion), at_risk: bool = False,
            ) -> CampaignEffect:
     per = {Outcome.visit: 0.05, Outcome.conversion: 0.01, Outcome.revenue: 0.8}
     return CampaignEffect(
@@ -49,8 +51,17 @@ def effect(status: CampaignStatus = CampaignStatus.on_track, goal_outcome: Outco
         predicted_uplift=per, realised_rate_treatment=per, realised_rate_holdout=per,
         realised_uplift={o: v / 2 for o, v in per.items()},
         realised_uplift_ci={o: Interval(low=-v, high=v) for o, v in per.items()},
+        anytime_ci={o: Interval(low=-2 * v, high=2 * v) for o, v in per.items()},
+        adjusted_uplift={o: per[o] / 4 for o in adjusted},
+        adjusted_ci={o: Interval(low=-per[o], high=1.5 * per[o]) for o in adjusted},
+        variance_reduction={o: 0.3 for o in adjusted},
+        predicted_uplift_ci={o: Interval(low=v - 0.01, high=v + 0.01) for o, v in per.items()},
         goal=PromotionGoal(outcome=goal_outcome, target_uplift=0.02),
-        status=status, model_version=3, emitted_at=NOW,
+        status=status,
+        decision=Decision(outcome=goal_outcome, uplift=per[goal_outcome] / 2,
+                          interval=Interval(low=-per[goal_outcome], high=per[goal_outcome]),
+                          adjusted=goal_outcome in adjusted, alpha=0.05, mixing_scale=0.01),
+        at_risk=at_risk, model_version=3, emitted_at=NOW,
     )
 
 
@@ -112,7 +123,7 @@ def test_lag_and_model_version(metrics: Metrics) -> None:
 
 
 def test_campaign_gauges_follow_the_latest_effect(metrics: Metrics) -> None:
-    metrics.set_campaign(effect(CampaignStatus.on_track, Outcome.visit))
+    metrics.set_campaign(effect(CampaignStatus.meeting_goal, Outcome.visit))
     metrics.set_campaign(effect(CampaignStatus.underperforming, Outcome.conversion))
     key = {"campaign": "c1", "promotion": "p1"}
     assert value(metrics, "liftstream_exposures", **key, arm="treatment") == 900
@@ -124,20 +135,47 @@ def test_campaign_gauges_follow_the_latest_effect(metrics: Metrics) -> None:
     assert value(metrics, "liftstream_goal_uplift", **key, outcome="conversion") == 0.02
     assert value(metrics, "liftstream_goal_uplift", **key, outcome="visit") is None
     assert value(metrics, "liftstream_campaign_status", **key, status="underperforming") == 1
-    assert value(metrics, "liftstream_campaign_status", **key, status="on_track") == 0
+    for status in ("meeting_goal", "inconclusive", "insufficient_data"):
+        assert value(metrics, "liftstream_campaign_status", **key, status=status) == 0
     metrics.remove_campaign("c1", "p1")
     assert value(metrics, "liftstream_exposures", **key, arm="treatment") is None
     assert value(metrics, "liftstream_campaign_status", **key, status="underperforming") is None
 
 
+def test_campaign_gauges_export_the_anytime_and_adjusted_intervals(metrics: Metrics) -> None:
+    key = {"campaign": "c1", "promotion": "p1"}
+    metrics.set_campaign(effect(CampaignStatus.inconclusive, at_risk=True))
+    assert value(metrics, "liftstream_anytime_uplift_low", **key, outcome="visit") == -0.1
+    assert value(metrics, "liftstream_anytime_uplift_high", **key, outcome="revenue") == 1.6
+    assert value(metrics, "liftstream_adjusted_uplift", **key, outcome="visit") == 0.0125
+    assert value(metrics, "liftstream_adjusted_uplift_low", **key, outcome="conversion") == -0.01
+    assert value(metrics, "liftstream_adjusted_uplift_high", **key, outcome="conversion") == 0.015
+    assert value(metrics, "liftstream_variance_reduction", **key, outcome="conversion") == 0.3
+    assert value(metrics, "liftstream_adjusted_uplift", **key, outcome="revenue") is None
+    assert value(metrics, "liftstream_at_risk", **key) == 1
+    assert value(metrics, "liftstream_campaign_status", **key, status="inconclusive") == 1
+    # An outcome whose adjusted estimate is gone must not keep its last value.
+    metrics.set_campaign(effect(CampaignStatus.inconclusive, adjusted=(Outcome.visit,)))
+    assert value(metrics, "liftstream_adjusted_uplift", **key, outcome="visit") == 0.0125
+    for name in ("adjusted_uplift", "adjusted_uplift_low", "adjusted_uplift_high", "variance_reduction"):
+        assert value(metrics, f"liftstream_{name}", **key, outcome="conversion") is None, name
+    assert value(metrics, "liftstream_at_risk", **key) == 0
+
+
 def test_stopped_promotions_retire_once_their_effect_stops_changing(metrics: Metrics) -> None:
-    base = effect(CampaignStatus.on_track, Outcome.visit)
+    base = effect(CampaignStatus.meeting_goal, Outcome.visit)
     for pid in ("p1", "p2"):
         metrics.set_campaign(base.model_copy(update={"promotion_id": pid}))
+        metrics.alert(campaign_alert(AlertKind.meeting_goal, promotion=pid))
     assert metrics.retire_campaigns([("c1", "p1")], idle_s=3600) == 0  # updated just now
     assert metrics.retire_campaigns([("c1", "p1"), ("c1", "p9")], idle_s=0) == 1  # p9 never had series
-    assert value(metrics, "liftstream_exposures", campaign="c1", promotion="p1", arm="treatment") is None
-    assert value(metrics, "liftstream_exposures", campaign="c1", promotion="p2", arm="treatment") is not None
+    p1, p2 = {"campaign": "c1", "promotion": "p1"}, {"campaign": "c1", "promotion": "p2"}
+    assert value(metrics, "liftstream_exposures", **p1, arm="treatment") is None
+    assert value(metrics, "liftstream_exposures", **p2, arm="treatment") is not None
+    retired = [s for family in metrics.registry.collect() for s in family.samples
+               if s.labels.get("promotion") == "p1"]
+    assert retired == []
+    assert value(metrics, "liftstream_alert_firing", kind="meeting_goal", **p2) == 1
 
 
 def test_drift_and_alerts(metrics: Metrics) -> None:
@@ -150,11 +188,34 @@ def test_drift_and_alerts(metrics: Metrics) -> None:
     alert = Alert(alert_id="a1", kind=AlertKind.drift, severity="warning", message="m", raised_at=NOW)
     metrics.alert(alert)
     metrics.alert(alert)
+    metrics.alert(alert.model_copy(update={"state": "resolved"}))
     assert value(metrics, "liftstream_drift_psi", feature="24h_spend", scope="treatment") == 0.4
     assert value(metrics, "liftstream_drift_max_psi", scope="treatment") == 0.4
     assert value(metrics, "liftstream_drift_window_events", scope="treatment") == 500
     assert value(metrics, "liftstream_drift_threshold") == 0.25
-    assert value(metrics, "liftstream_alerts_total", kind="drift") == 2
+    assert value(metrics, "liftstream_alerts_total", kind="drift", state="firing") == 2
+    assert value(metrics, "liftstream_alerts_total", kind="drift", state="resolved") == 1
+    assert value(metrics, "liftstream_alert_firing", kind="drift", campaign="", promotion="") == 0
+
+
+def campaign_alert(kind: AlertKind, promotion: str = "p1") -> Alert:
+    return Alert(alert_id=f"{kind.value}:c1:{promotion}:1", kind=kind, severity="info", campaign_id="c1",
+                 promotion_id=promotion, message="m", raised_at=NOW)
+
+
+def test_alert_firing_follows_firing_and_resolved_alerts(metrics: Metrics) -> None:
+    key = {"campaign": "c1", "promotion": "p1"}
+    assert value(metrics, "liftstream_alerts_total", kind="at_risk", state="resolved") == 0
+    at_risk = campaign_alert(AlertKind.at_risk)
+    metrics.alert(at_risk)
+    metrics.alert(campaign_alert(AlertKind.underperforming))
+    assert value(metrics, "liftstream_alert_firing", kind="at_risk", **key) == 1
+    assert value(metrics, "liftstream_alert_firing", kind="underperforming", **key) == 1
+    metrics.alert(at_risk.model_copy(update={"state": "resolved"}))
+    assert value(metrics, "liftstream_alert_firing", kind="at_risk", **key) == 0
+    assert value(metrics, "liftstream_alert_firing", kind="underperforming", **key) == 1
+    assert value(metrics, "liftstream_alerts_total", kind="at_risk", state="firing") == 1
+    assert value(metrics, "liftstream_alerts_total", kind="at_risk", state="resolved") == 1
 
 
 def test_serve_exposes_the_registry(metrics: Metrics, unused_tcp_port: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,8 @@ class Engine:
     dirty_partials: set[str] = field(init=False, default_factory=set)
     progress: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
     """(logical topic, partition) → highest offset finished, for the lag gauge."""
+    unsent: deque[Any] = field(init=False, default_factory=deque)
+    """Batches taken and not yet sent, oldest first (stream/agents/users.py: the covariate stamps)."""
     model_version: int = 0
     user_stream: Any = None
     """The user-events agent's stream, which acknowledges held exposures when they resolve."""

@@ -76,6 +76,11 @@ class TableView(Generic[V]):
     def stage(self, key: str, value: V) -> None:
         self._staged[key] = value
 
+    def restage(self, key: str, old: V, new: V) -> None:
+        """Stages `new` in place of `old` if `old` is what is staged (a batch's value patched after the fact)."""
+        if self._staged.get(key) is old:
+            self._staged[key] = new
+
     def flush(self, writes: Iterable[tuple[str, int, V]]) -> list[Any]:
         """Writes each (key, partition, value) to the store and the changelog; returns delivery futures."""
         futures = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -24,12 +24,17 @@ from mode import CrashingSupervisor
 from stream.agents.engine import Engine
 from stream.agents.topics import USER_INPUTS
 from stream.batching.assemble import ExposureItem, assemble
+from stream.batching.covariate import Change, batch_blocks, covariate
+from stream.batching.outbox import Outbox, aggregate
 from stream.batching.partials import Partial, partial_key
 from stream.batching.pending import UNKNOWN_PROMOTION
 from stream.batching.pipeline import Settle
 from stream.batching.records import Record, decode_records
 from stream.batching.request import ScoreRequest, build_request
 from stream.batching.scoring import Scored
+from stream.batching.users import stamp
+from stream.effects.attribution import Delta
+from stream.features.state import stable_hash
 from stream.errors import DecodeError
 from stream.events.gate import dead_letter, encode
 from stream.events.models import DeadLetter
@@ -53,6 +58,9 @@ class Batch:
     done: list[Record]
     taken: float
     wall: float
+    changes: list[Change]
+    learned: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
+    """Covariates of exposures that earlier batches stamped after this one was taken (covariate.py)."""
 
 
 def register(engine: Engine) -> None:
@@ -123,7 +131,9 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
     writes = [(uid, part, value) for uid, (part, value) in asm.users.items()]
     keys = {partial_key(promo.promotion_id, item.record.partition) for item, promo in exposures}
     partials = {key: engine.partials.get(key) for key in keys | set(asm.partials)}
-    return Batch(stream, dead, writes, partials, done, time.perf_counter(), wall), request
+    batch = Batch(stream, dead, writes, partials, done, time.perf_counter(), wall, asm.changes)
+    engine.unsent.append(batch)
+    return batch, request
 
 
 def admitted(engine: Engine, events: list[Any]) -> list[Record]:
@@ -161,6 +171,7 @@ async def send(engine: Engine, batch: Batch, scored: Scored) -> Settle:
     outputs += [Output("dead-letter", None, encode(d)) for d in batch.dead]
     sent = await engine.publish(outputs)
     _count_predictions(engine, scored)
+    _count_covariates(engine, batch, scored)
     # The partials as of this batch: its realised totals, and the predictions counted up to it.
     partials = [
         (key, counted.partition, (realised or _fresh(counted)).with_predictions_of(counted))
@@ -225,6 +236,53 @@ def _count_predictions(engine: Engine, scored: Scored) -> None:
         engine.partials.stage(
             key, current.add_predictions([offsets[i] for i in order], [rows[i] for i in order])
         )
+
+
+def _count_covariates(engine: Engine, batch: Batch, scored: Scored) -> None:
+    """Stages the batch's covariate blocks on its partials and in its users' outboxes, and stamps the
+    exposures it scored into its own and every later taken batch's user values (stream/batching/covariate.py)."""
+    if engine.unsent and engine.unsent[0] is batch:
+        engine.unsent.popleft()
+    n = len(scored.request.exposures)
+    p_t, p_c = scored.p_treated[:n].tolist(), scored.p_control[:n].tolist()
+    xs = {
+        (item.event.user_id, stable_hash(item.event.event_id)): covariate(p_t[i], p_c[i])
+        for i, (item, _) in enumerate(scored.request.exposures)
+    }
+    blocks = batch_blocks(
+        batch.changes, lambda uid, h: xs.get((uid, h)), lambda uid, h: batch.learned.get((uid, h))
+    )
+    for (pid, cid, partition), (treatment, holdout) in blocks.partials.items():
+        key = partial_key(pid, partition)
+        current = engine.partials.get(key) or Partial(pid, cid, partition)
+        engine.partials.stage(key, replace(current, totals=current.totals.add_scored(treatment, holdout)))
+    by_user: dict[str, list[tuple[int, tuple[float, ...]]]] = {}
+    for (uid, h), x in blocks.stamps.items():
+        by_user.setdefault(uid, []).append((h, x))
+    for later in engine.unsent:
+        later.learned.update(blocks.stamps)
+    for b in (batch, *engine.unsent):
+        _patch_writes(engine, b, by_user, blocks.users if b is batch else {})
+
+
+def _patch_writes(
+    engine: Engine,
+    batch: Batch,
+    stamps: dict[str, list[tuple[int, tuple[float, ...]]]],
+    outboxes: dict[str, list[Delta]],
+) -> None:
+    """Stamps and outbox covariate deltas into a batch's user writes (and the staged value, when it is one
+    of them, so that later batches read it and its flush ends the staging)."""
+    writes = batch.user_writes
+    for i, (uid, partition, value) in enumerate(writes):
+        if uid not in stamps and uid not in outboxes:
+            continue
+        new = stamp(value, stamps.get(uid, ()))
+        if uid in outboxes and new.outbox is not None:
+            box = new.outbox
+            new = replace(new, outbox=Outbox(box.position, aggregate((*box.deltas, *outboxes[uid]))))
+        writes[i] = (uid, partition, new)
+        engine.users.restage(uid, value, new)
 
 
 def _observe(engine: Engine, scored: Scored) -> None:

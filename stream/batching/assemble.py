@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from stream.batching.covariate import Change
 from stream.batching.outbox import Outbox, Position, aggregate, positions
 from stream.batching.partials import Partial, partial_key
 from stream.batching.records import Record
@@ -50,6 +51,8 @@ class Assembly:
     """At most one per user: the latest click of the batch that called for one."""
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(logical topic, ok | late | duplicate) → events."""
+    changes: list[Change] = field(default_factory=list)
+    """The outcome changes the batch's own events made, in input order (stream/batching/covariate.py)."""
 
 
 def assemble(
@@ -93,6 +96,7 @@ def assemble(
         out.users[uid] = record.partition, value
         out.outcomes[record.topic, OUTCOME[applied]] += 1
         added[uid] += deltas
+        out.changes += [(uid, record.partition, d) for d in deltas]
         _count(out, record.partition, here, deltas, partial)
     for uid, (part, value) in out.users.items():
         outbox = Outbox(batch_at[part], aggregate(added[uid])) if added[uid] else None

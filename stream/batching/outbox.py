@@ -45,9 +45,12 @@ class Outbox:
 
 
 def _delta(pid: str, cid: str, arm: str, *rest: Any) -> Delta:
-    # Outboxes written before the covariate blocks have no exposure_hash and cov columns.
-    numbers, cov = rest[:8], rest[8] if len(rest) > 8 else ()
-    return Delta(pid, cid, Arm(arm), *numbers, cov=tuple(cov))
+    # Outboxes written before the covariate blocks have no exposure_hash, cov and x columns.
+    exposure_ts, ts, d_exposures, d_visits, d_conversions, d_revenue, d_revenue_sq, *extra = rest
+    return Delta(
+        pid, cid, Arm(arm), exposure_ts, ts, d_exposures, d_visits, d_conversions, d_revenue, d_revenue_sq,
+        cov=tuple(extra[1]) if len(extra) > 1 else (),
+    )
 
 
 _SUMMED = ("d_exposures", "d_visits", "d_conversions", "d_revenue", "d_revenue_sq")
@@ -65,7 +68,7 @@ def aggregate(deltas: Iterable[Delta]) -> tuple[Delta, ...]:
     for d in deltas:
         key = (d.promotion_id, d.arm)
         a = out.get(key)
-        out[key] = replace(d, exposure_hash=0) if a is None else replace(
+        out[key] = replace(d, exposure_hash=0, x=()) if a is None else replace(
             a,
             exposure_ts=min(a.exposure_ts, d.exposure_ts),
             ts=max(a.ts, d.ts),

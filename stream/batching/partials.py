@@ -46,11 +46,16 @@ class Partial:
         return replace(self, totals=self.totals.add_many(deltas), marks=marks)
 
     def with_predictions_of(self, other: Partial) -> Partial:
-        """These realised totals with the prediction count, sums and mark of `other` (same key)."""
+        """These realised totals with the prediction count, sums, covariate blocks of scored batches and
+        mark of `other` (same key)."""
+        o = other.totals
         totals = replace(
             self.totals,
-            predictions=other.totals.predictions,
-            predicted_uplift_sum=other.totals.predicted_uplift_sum,
+            predictions=o.predictions,
+            predicted_uplift_sum=o.predicted_uplift_sum,
+            predicted_uplift_sq_sum=o.predicted_uplift_sq_sum,
+            scored_treatment=o.scored_treatment,
+            scored_holdout=o.scored_holdout,
         )
         marks = dict(self.marks)
         if PREDICTIONS in other.marks:
@@ -63,7 +68,8 @@ class Partial:
         if not fresh:
             return self
         sums = [sum(column) for column in zip(*fresh, strict=True)]
-        totals = self.totals.add_predictions(len(fresh), sums)
+        squares = [sum(u * u for u in column) for column in zip(*fresh, strict=True)]
+        totals = self.totals.add_predictions(len(fresh), sums, squares)
         return replace(self, totals=totals, marks={**self.marks, PREDICTIONS: offsets[-1]})
 
     def progress(self) -> int:

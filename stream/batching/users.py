@@ -10,7 +10,7 @@ realised totals are never counted twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -149,3 +149,11 @@ def apply_profile(
 
 def session_hash(session_id: str) -> int:
     return stable_hash(session_id)
+
+
+def stamp(value: UserValue, stamps: Iterable[tuple[int, tuple[float, ...]]]) -> UserValue:
+    """The value with its open exposures `(event hash, x)` scored as x (stream/batching/covariate.py)."""
+    state = value.attribution
+    for event_hash, x in stamps:
+        state = attribution.stamp(state, event_hash, x)
+    return replace(value, attribution=state)

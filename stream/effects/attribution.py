@@ -61,6 +61,7 @@ class Delta:
     the exposure (0 once deltas are aggregated); `cov` is a covariate block (stream/effects/aggregate.py),
     set only on the deltas a user's outbox keeps."""
 
+
     promotion_id: str
     campaign_id: str
     arm: Arm
@@ -73,6 +74,8 @@ class Delta:
     d_revenue_sq: float = 0.0
     exposure_hash: int = 0
     cov: tuple[float, ...] = ()
+    x: tuple[float, ...] = ()
+    """The exposure's covariate as its row held it when the delta was made; () when not yet scored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +227,7 @@ def apply_click(
             arm = Arm.treatment if treated else Arm.holdout
             d_sq = new_revenue * new_revenue - revenue * revenue
             d_rev = amount if purchase else 0.0
-            deltas.append(Delta(pid, cid, arm, x_ts, ts, 0, d_visit, d_conv, d_rev, d_sq, x_hash))
+            deltas.append(Delta(pid, cid, arm, x_ts, ts, 0, d_visit, d_conv, d_rev, d_sq, x_hash, x=x))
         i -= 1
     deltas.reverse()
     return _settle(state, tuple(exposures), clicks, ts, config), deltas, Applied.applied

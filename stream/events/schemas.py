@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stream.events.models import INPUT_EVENTS, MAX_FUTURE, MAX_MESSAGE_BYTES, OUTPUT_EVENTS, SCHEMA_VERSION
+from stream.events.models import INPUT_EVENTS, MAX_FUTURE, MAX_MESSAGE_BYTES, OUTPUT_EVENTS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SUFFIX = ".schema.json"
@@ -18,17 +18,20 @@ SUFFIX = ".schema.json"
 
 def topic_schema(topic: str) -> dict[str, Any]:
     """The JSON Schema of the events on `topic`, with the limits JSON Schema cannot express in words."""
+    model = INPUT_EVENTS.get(topic) or OUTPUT_EVENTS[topic]
     if topic in INPUT_EVENTS:
-        schema = INPUT_EVENTS[topic].model_json_schema(mode="validation")
+        schema = model.model_json_schema(mode="validation")
         limits = (
             f" Messages are at most {MAX_MESSAGE_BYTES} bytes of UTF-8 JSON; numbers must be finite and of"
             f" the declared JSON type (no strings for numbers); event time `ts` carries a timezone and is at"
             f" most {MAX_FUTURE.days} day in the future."
         )
     else:
-        schema = OUTPUT_EVENTS[topic].model_json_schema(mode="serialization")
+        schema = model.model_json_schema(mode="serialization")
         limits = ""
-    description = f"liftstream topic `{topic}`, schema_version {SCHEMA_VERSION}.{limits}"
+    # Each contract is versioned on its own: the effect and alert topics moved on without the others.
+    version = model.model_fields["schema_version"].default
+    description = f"liftstream topic `{topic}`, schema_version {version}.{limits}"
     return {"$schema": DIALECT, "description": description, **schema}
 
 

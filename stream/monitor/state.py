@@ -15,7 +15,10 @@ from stream.events.models import Alert, CampaignEffect, CampaignStatus, DriftRep
 
 SPARK = "▁▂▃▄▅▆▇█"
 HISTORY = 40
-_STATUS_ORDER = (CampaignStatus.underperforming, CampaignStatus.insufficient_data, CampaignStatus.on_track)
+# Most in need of attention first: what is decided below its goal, what the model warns about (a flag on an
+# undecided status), what is undecided, and last what is decided to meet its goal.
+_STATUS_ORDER = (CampaignStatus.underperforming, CampaignStatus.inconclusive, CampaignStatus.insufficient_data,
+                 CampaignStatus.meeting_goal)
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,14 @@ class PromotionRow:
     campaign_id: str
     promotion_id: str
     status: CampaignStatus
+    at_risk: bool
     outcome: Outcome
     goal: float
     predicted: float | None
     realised: float | None
     ci: tuple[float, float] | None
+    """The decision interval: anytime-valid, the model-adjusted one when `adjusted`."""
+    adjusted: bool
     exposures_treatment: int
     exposures_holdout: int
     trend: str
@@ -54,6 +60,8 @@ class _Track:
 class MonitorState:
     max_alerts: int = 10
     undecodable: int = 0
+    other_schema: int = 0
+    """Messages of another schema_version than this monitor reads, e.g. written before an upgrade."""
     _tracks: dict[tuple[str, str], _Track] = field(default_factory=dict)
     _drift: dict[str, DriftReport] = field(default_factory=dict)
     _alerts: dict[str, Alert] = field(default_factory=dict)
@@ -66,10 +74,17 @@ class MonitorState:
             if last is None or event.emitted_at >= last.emitted_at:
                 self._drift[event.scope] = event
         elif isinstance(event, Alert):
-            self._alerts[event.alert_id] = event
-            if len(self._alerts) > self.max_alerts:
-                oldest = min(self._alerts.values(), key=lambda a: a.raised_at)
-                del self._alerts[oldest.alert_id]
+            self._apply_alert(event)
+
+    def _apply_alert(self, alert: Alert) -> None:
+        last = self._alerts.get(alert.alert_id)
+        # Alerts are published without a key, so a resolution can be read before the alert it resolves.
+        if last is not None and last.state == "resolved" and alert.state == "firing":
+            return
+        self._alerts[alert.alert_id] = alert
+        if len(self._alerts) > self.max_alerts:
+            oldest = min(self._alerts.values(), key=lambda a: a.raised_at)
+            del self._alerts[oldest.alert_id]
 
     def _apply_effect(self, effect: CampaignEffect) -> None:
         key = (effect.campaign_id, effect.promotion_id)
@@ -84,9 +99,11 @@ class MonitorState:
             track.realised.append(realised)
 
     def promotions(self) -> list[PromotionRow]:
-        """Underperforming promotions first, then by campaign and promotion."""
+        """Underperforming promotions first, then those at risk, inconclusive, with insufficient data and
+        meeting their goal; within each by campaign and promotion."""
         rows = [_promotion_row(t) for t in self._tracks.values()]
-        return sorted(rows, key=lambda r: (_STATUS_ORDER.index(r.status), r.campaign_id, r.promotion_id))
+        return sorted(rows, key=lambda r: (r.status is not CampaignStatus.underperforming, not r.at_risk,
+                                           _STATUS_ORDER.index(r.status), r.campaign_id, r.promotion_id))
 
     def drift(self, top: int = 3) -> list[DriftRow]:
         rows = []
@@ -98,7 +115,7 @@ class MonitorState:
         return rows
 
     def alerts(self) -> list[Alert]:
-        """Most recent first."""
+        """Most recent first; a resolved alert replaces its firing one, stamped with when it resolved."""
         return sorted(self._alerts.values(), key=lambda a: a.raised_at, reverse=True)
 
 
@@ -116,17 +133,18 @@ def sparkline(values: list[float] | deque[float], width: int = 20) -> str:
 
 def _promotion_row(track: _Track) -> PromotionRow:
     e = track.latest
-    outcome = e.goal.outcome
-    ci = e.realised_uplift_ci.get(outcome)
+    outcome, ci = e.goal.outcome, e.decision.interval
     return PromotionRow(
         campaign_id=e.campaign_id,
         promotion_id=e.promotion_id,
         status=e.status,
+        at_risk=e.at_risk,
         outcome=outcome,
         goal=e.goal.target_uplift,
         predicted=e.predicted_uplift.get(outcome),
         realised=e.realised_uplift.get(outcome),
         ci=None if ci is None else (ci.low, ci.high),
+        adjusted=e.decision.adjusted,
         exposures_treatment=e.exposures_treatment,
         exposures_holdout=e.exposures_holdout,
         trend=sparkline(track.realised),

@@ -9,14 +9,16 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from stream.events.models import CampaignStatus, Outcome
-from stream.monitor.state import MonitorState
+from stream.events.models import Alert, CampaignStatus, Outcome
+from stream.monitor.state import MonitorState, PromotionRow
 
 _STATUS_STYLE = {
-    CampaignStatus.on_track: "green",
     CampaignStatus.underperforming: "bold red",
-    CampaignStatus.insufficient_data: "yellow",
+    CampaignStatus.inconclusive: "",
+    CampaignStatus.insufficient_data: "dim",
+    CampaignStatus.meeting_goal: "green",
 }
+_AT_RISK_STYLE = "bold yellow"
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 
 
@@ -43,23 +45,41 @@ def render(state: MonitorState, now: datetime, source: str = "") -> Group:
     parts: list[Text | Table] = [header, _promotions(state, now), _drift(state, now), _alerts(state, now)]
     if state.undecodable:
         parts.append(Text(f"{state.undecodable} messages could not be decoded and were skipped", style="red"))
+    if state.other_schema:
+        parts.append(Text(f"{state.other_schema} messages of another schema_version were skipped",
+                          style="yellow"))
     return Group(*parts)
 
 
+def _status(row: PromotionRow) -> Text:
+    """The status, with the model's early warning beside it: at risk is a flag, never a status."""
+    text = Text(row.status.value, style=_STATUS_STYLE[row.status])
+    if row.at_risk:
+        text.append(", at risk", style=_AT_RISK_STYLE)
+    return text
+
+
+def _interval(row: PromotionRow) -> str:
+    if row.ci is None:
+        return "–"
+    shown = f"{uplift(row.outcome, row.ci[0])} … {uplift(row.outcome, row.ci[1])}"
+    return f"{shown} adj." if row.adjusted else shown
+
+
 def _promotions(state: MonitorState, now: datetime) -> Table:
-    table = Table(title="Promotions: predicted vs realised uplift of the goal outcome", expand=True)
+    table = Table(title="Promotions: predicted vs realised uplift of the goal outcome, decided on its"
+                        " anytime-valid interval (adj.: adjusted by the model's predictions)", expand=True)
     left = ("campaign", "promotion", "status", "outcome", "realised trend")
-    for column in (*left[:4], "goal", "predicted", "realised", "95% CI", "realised trend", "exposures T / H",
-                   "updated"):
+    for column in (*left[:4], "goal", "predicted", "realised", "anytime interval", "realised trend",
+                   "exposures T / H", "updated"):
         justify: Literal["left", "right"] = "left" if column in left else "right"
         table.add_column(column, justify=justify, no_wrap=column in ("realised trend", "status"))
     rows = state.promotions()
     for r in rows:
-        ci = "–" if r.ci is None else f"{uplift(r.outcome, r.ci[0])} … {uplift(r.outcome, r.ci[1])}"
         table.add_row(
-            r.campaign_id, r.promotion_id, Text(r.status.value, style=_STATUS_STYLE[r.status]),
+            r.campaign_id, r.promotion_id, _status(r),
             r.outcome.value, uplift(r.outcome, r.goal), uplift(r.outcome, r.predicted),
-            uplift(r.outcome, r.realised), ci, r.trend,
+            uplift(r.outcome, r.realised), _interval(r), r.trend,
             f"{r.exposures_treatment:,} / {r.exposures_holdout:,}", age(r.updated, now),
         )
     if not rows:
@@ -84,14 +104,21 @@ def _drift(state: MonitorState, now: datetime) -> Table:
 
 def _alerts(state: MonitorState, now: datetime) -> Table:
     table = Table(title="Recent alerts", expand=True)
-    for column in ("raised", "severity", "kind", "promotion", "message"):
+    for column in ("when", "state", "severity", "kind", "promotion", "message"):
         table.add_column(column, overflow="fold" if column == "message" else "ellipsis",
                          ratio=1 if column == "message" else None)
     alerts = state.alerts()
     for a in alerts:
         subject = "/".join(x for x in (a.campaign_id, a.promotion_id) if x) or "–"
-        table.add_row(age(a.raised_at, now), Text(a.severity, style=_SEVERITY_STYLE[a.severity]),
-                      a.kind.value, subject, a.message)
+        table.add_row(age(a.raised_at, now), _state(a), Text(a.severity, style=_SEVERITY_STYLE[a.severity]),
+                      a.kind.value, subject, Text(a.message, style="dim" if a.state == "resolved" else ""))
     if not alerts:
-        table.add_row("no alerts", "", "", "", "")
+        table.add_row("no alerts", "", "", "", "", "")
     return table
+
+
+def _state(alert: Alert) -> Text:
+    # A resolved alert keeps its firing message: the state says the condition has cleared since.
+    if alert.state == "resolved":
+        return Text("resolved", style="green")
+    return Text("firing", style=_SEVERITY_STYLE[alert.severity])

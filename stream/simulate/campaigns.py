@@ -104,6 +104,9 @@ def _promotion(
         if role != "regular"
         else str(rng.choice(["visit", "conversion", "revenue"], p=[0.2, 0.5, 0.3]))
     )
+    # The overrides replace what was drawn, after drawing it, so the rest of the world stays the same.
+    holdout = holdout if config.holdout_fraction is None else config.holdout_fraction
+    goal = goal if config.goal_outcome is None else config.goal_outcome
     names = [catalogue.categories[i] for i in categories]
     versions = [Version(1, start, themes, write_copy(rng, themes, dtype, value, names))]
     if updated:

@@ -18,6 +18,7 @@ DAY_MS = 24 * HOUR_MS
 _STAGES = ("world", "promotions", "exposures", "outcomes", "traffic", "events", "malformed", "arrival",
            "drift")  # fmt: skip
 DRIFT_KINDS = ("new_segment", "price", "both")
+GOAL_OUTCOMES = ("visit", "conversion", "revenue")
 _MIN_EPISODE_MS = 2 * 60 * MS  # room for the cohort's profiles (first minute) before its activity
 
 
@@ -41,6 +42,9 @@ class SimConfig:
     drift_end: float | None = None  # None with a start: until the end of `days`
     drift_kind: str = "new_segment"
     drift_price_factor: float = 1.8  # catalogue price multiplier during a "price" episode
+    # Overrides for every promotion (None: drawn per promotion as usual; the draws stay the same either way).
+    goal_outcome: str | None = None  # "visit", "conversion" or "revenue"
+    holdout_fraction: float | None = None  # in (0, 1)
 
     def __post_init__(self) -> None:
         checks = (
@@ -57,6 +61,14 @@ class SimConfig:
             (0 <= self.out_of_order_fraction <= 1 and 0 <= self.late_fraction <= 1, "fractions in [0, 1]"),
             (0 <= self.malformed_rate < 0.5, "malformed rate must be in [0, 0.5)"),
             (self.start.tzinfo is not None, "start must be timezone-aware"),
+            (
+                self.goal_outcome in (None, *GOAL_OUTCOMES),
+                f"goal outcome must be one of {', '.join(GOAL_OUTCOMES)}",
+            ),
+            (
+                self.holdout_fraction is None or 0 < self.holdout_fraction < 1,
+                "holdout fraction must be in (0, 1)",
+            ),
         )
         for ok, message in checks:
             if not ok:

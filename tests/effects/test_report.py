@@ -5,28 +5,16 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from stream.effects.aggregate import ArmTotals, PromotionTotals
-from stream.effects.report import campaign_effect, estimates, mean_diff, proportion_diff, wilson
+from stream.effects.aggregate import NO_COV, ArmTotals, PromotionTotals
+from stream.effects.report import Policy, campaign_effect, decide, fixed_horizon, proportion_diff, wilson
+from stream.effects.sequential import half_width
 from stream.events.models import CampaignEffect, CampaignStatus, Outcome, PromotionGoal
 
 pytestmark = pytest.mark.unit
 
 Z = 1.959964
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
-
-
-def _arm(rng: np.random.Generator, n: int, p_visit: float, p_buy: float, mean_spend: float) -> ArmTotals:
-    """An arm of n exposures with Bernoulli visits/conversions and lognormal spend per conversion."""
-    converted = rng.random(n) < p_buy
-    visited = converted | (rng.random(n) < p_visit)
-    revenue = np.where(converted, rng.lognormal(np.log(mean_spend) - 0.5, 1.0, n), 0.0)
-    return ArmTotals(
-        n, int(visited.sum()), int(converted.sum()), float(revenue.sum()), float((revenue**2).sum())
-    )
-
-
-def _truth(p_visit: float, p_buy: float, mean_spend: float) -> tuple[float, float, float]:
-    return p_buy + (1 - p_buy) * p_visit, p_buy, p_buy * mean_spend
+GOAL = PromotionGoal(outcome=Outcome.conversion, target_uplift=0.02)
 
 
 def test_wilson_and_newcombe_match_published_values() -> None:
@@ -39,45 +27,26 @@ def test_wilson_and_newcombe_match_published_values() -> None:
     assert wilson(0, 0, Z) == (0.0, 1.0)
 
 
-def test_welch_interval_from_sums_matches_the_raw_data() -> None:
+def test_fixed_horizon_welch_interval_from_sums_matches_the_raw_data() -> None:
     rng = np.random.default_rng(3)
     a, b = rng.exponential(5.0, 40), rng.exponential(3.0, 25)
     t = ArmTotals(40, 0, 0, float(a.sum()), float((a**2).sum()))
     h = ArmTotals(25, 0, 0, float(b.sum()), float((b**2).sum()))
-    e = mean_diff(t, h, Z)
+    e = fixed_horizon(PromotionTotals(t, h), Z)[Outcome.revenue]
     half = Z * np.sqrt(a.var(ddof=1) / 40 + b.var(ddof=1) / 25)
     assert (e.uplift, e.low, e.high) == pytest.approx((a.mean() - b.mean(), e.uplift - half, e.uplift + half))
 
 
-def test_intervals_stay_finite_with_empty_or_single_arms() -> None:
-    for t, h in [(ArmTotals(), ArmTotals()), (ArmTotals(1, 1, 1, 4.0, 16.0), ArmTotals(5, 1, 1, 2.0, 4.0))]:
-        for e in estimates(PromotionTotals(t, h)).values():
-            assert np.isfinite([e.uplift, e.low, e.high]).all() and e.low <= e.uplift <= e.high
-
-
-def test_95_percent_intervals_cover_the_true_difference_in_simulated_experiments() -> None:
-    truth_t, truth_h = (0.2, 0.06, 40.0), (0.15, 0.04, 40.0)
-    true_diff = np.subtract(_truth(*truth_t), _truth(*truth_h))
-    covered = np.zeros(3)
-    for seed in range(200):
-        rng = np.random.default_rng(seed)
-        totals = PromotionTotals(_arm(rng, 900, *truth_t), _arm(rng, 300, *truth_h))
-        est = estimates(totals, Z)
-        covered += [est[o].low <= d <= est[o].high for o, d in zip(Outcome, true_diff, strict=True)]
-    assert (covered / 200 >= 0.9).all(), covered
-
-
-GOAL = PromotionGoal(outcome=Outcome.conversion, target_uplift=0.02)
-
-
 def _totals(
-    n_t: int, k_t: int, n_h: int, k_h: int, predicted: float = 0.05, preds: int = 1000
+    n_t: int, k_t: int, n_h: int, k_h: int, predicted: float = 0.05, preds: int = 1000, spread: float = 0.01
 ) -> PromotionTotals:
+    mean_sq = predicted * predicted + spread * spread
     return PromotionTotals(
         ArmTotals(n_t, k_t, k_t, float(k_t), float(k_t)),
         ArmTotals(n_h, k_h, k_h, float(k_h), float(k_h)),
         predictions=preds,
         predicted_uplift_sum=(0.0, predicted * preds, 0.0),
+        predicted_uplift_sq_sum=(0.0, mean_sq * preds, 0.0),
         first_ts=NOW.timestamp() - 3600,
         last_ts=NOW.timestamp() - 60,
     )
@@ -88,29 +57,94 @@ def _totals(
     [
         (_totals(1000, 100, 49, 2), CampaignStatus.insufficient_data),  # holdout below the minimum
         (_totals(49, 10, 1000, 20), CampaignStatus.insufficient_data),
-        (_totals(4000, 200, 4000, 200), CampaignStatus.underperforming),  # CI upper bound < target
-        (_totals(800, 52, 800, 40, predicted=0.01), CampaignStatus.underperforming),  # model + point < target
-        (_totals(800, 52, 800, 40, predicted=0.01, preds=10), CampaignStatus.on_track),  # too few predictions
-        (_totals(800, 52, 800, 40, predicted=0.05), CampaignStatus.on_track),  # the model still expects it
-        (_totals(800, 80, 800, 40, predicted=0.01), CampaignStatus.on_track),  # point estimate above target
+        (_totals(20000, 1000, 20000, 1000), CampaignStatus.underperforming),  # upper bound < target
+        (_totals(20000, 2000, 20000, 1000), CampaignStatus.meeting_goal),  # lower bound >= target
+        (_totals(800, 52, 800, 40), CampaignStatus.inconclusive),  # interval holds the target
+        # A point estimate below the goal and a model that agrees decide nothing: only the interval does.
+        (_totals(800, 44, 800, 40, predicted=0.001), CampaignStatus.inconclusive),
     ],
 )
-def test_status_rules(totals: PromotionTotals, expected: CampaignStatus) -> None:
-    effect = campaign_effect(totals, GOAL, "c1", "p1", 3, NOW, min_exposures_per_arm=50)
-    assert effect.status == expected
+def test_statuses_come_from_the_anytime_valid_interval(
+    totals: PromotionTotals, expected: CampaignStatus
+) -> None:
+    status, decision, _ = decide(totals, GOAL, Policy(min_exposures_per_arm=50))
+    assert status == expected
+    assert decision.interval is not None and not decision.adjusted and decision.mixing_scale == 0.02
+    fixed = fixed_horizon(totals)[Outcome.conversion]
+    # The anytime-valid interval is wider than the fixed-horizon one it replaces.
+    assert decision.interval.low < fixed.low and decision.interval.high > fixed.high
+
+
+def test_the_model_warns_but_never_decides() -> None:
+    undecided = _totals(800, 44, 800, 40, predicted=0.001, spread=0.001)
+    status, _, at_risk = decide(undecided, GOAL)
+    assert (status, at_risk) == (CampaignStatus.inconclusive, True)
+    hopeful = _totals(800, 44, 800, 40, predicted=0.05)
+    assert decide(hopeful, GOAL)[2] is False
+    # Too few predictions: no warning.
+    assert decide(_totals(800, 44, 800, 40, predicted=0.001, preds=10), GOAL)[2] is False
+    # Once decided, the data speak: no warning on top of a decision.
+    assert decide(_totals(20000, 1000, 20000, 1000, predicted=0.001), GOAL)[2] is False
+
+
+@pytest.mark.parametrize(
+    ("holdout", "word"), [(0.0, "holdout_fraction is 0"), (1.0, "holdout_fraction is 1")]
+)
+def test_a_holdout_that_makes_a_decision_impossible_says_why(holdout: float, word: str) -> None:
+    effect = campaign_effect(
+        _totals(20000, 1000, 20000, 1000), GOAL, "c1", "p1", 3, NOW, holdout_fraction=holdout
+    )
+    assert effect.status == CampaignStatus.insufficient_data
+    assert effect.decision.reason is not None and word in effect.decision.reason
+
+
+def test_the_adjusted_interval_decides_once_both_arms_have_scored_exposures() -> None:
+    rng = np.random.default_rng(0)
+    blocks = []
+    for n, lift in ((3000, 0.03), (3000, 0.0)):
+        x = rng.uniform(0.0, 0.3, n)
+        y = (rng.random(n) < x + lift).astype(float)
+        cov = [float(n)] + [0.0] * 15
+        cov[6:11] = [x.sum(), (x * x).sum(), y.sum(), y.sum(), (x * y).sum()]  # conversion moments
+        blocks.append((tuple(cov), int(y.sum()), n))
+    (ct, kt, nt), (ch, kh, nh) = blocks
+    totals = PromotionTotals(
+        ArmTotals(nt, kt, kt, kt, kt), ArmTotals(nh, kh, kh, kh, kh), scored_treatment=ct, scored_holdout=ch
+    )
+    effect = campaign_effect(totals, GOAL, "c1", "p1", 3, NOW)
+    d = effect.decision
+    assert d.adjusted and d.interval is not None
+    plain = effect.anytime_ci[Outcome.conversion]
+    assert d.interval.high - d.interval.low < plain.high - plain.low
+    assert 0.0 < effect.variance_reduction[Outcome.conversion] < 1.0
+    assert effect.adjusted_ci[Outcome.conversion] == d.interval
+    # Without covariate blocks the unadjusted interval decides.
+    plain_totals = PromotionTotals(totals.treatment, totals.holdout, scored_treatment=NO_COV)
+    assert not campaign_effect(plain_totals, GOAL, "c1", "p1", 3, NOW).decision.adjusted
 
 
 def test_campaign_effect_record() -> None:
     totals = _totals(1000, 120, 500, 40)
     effect = campaign_effect(totals, GOAL, "c1", "p1", 3, NOW)
     assert CampaignEffect.model_validate_json(effect.model_dump_json()) == effect
+    assert effect.schema_version == 2
     assert (effect.exposures_treatment, effect.exposures_holdout, effect.model_version) == (1000, 500, 3)
     assert effect.realised_rate_treatment[Outcome.conversion] == pytest.approx(0.12)
     assert effect.realised_rate_holdout[Outcome.conversion] == pytest.approx(0.08)
     assert effect.realised_uplift[Outcome.conversion] == pytest.approx(0.04)
-    ci = effect.realised_uplift_ci[Outcome.conversion]
-    assert ci.low < 0.04 < ci.high
+    ci, cs = effect.realised_uplift_ci[Outcome.conversion], effect.anytime_ci[Outcome.conversion]
+    assert cs.low < ci.low < 0.04 < ci.high < cs.high
     assert effect.predicted_uplift == {Outcome.visit: 0.0, Outcome.conversion: 0.05, Outcome.revenue: 0.0}
     assert effect.window_start < effect.window_end < effect.emitted_at == NOW
     empty = campaign_effect(PromotionTotals(), GOAL, "c1", "p1", 0, NOW)
     assert empty.status == CampaignStatus.insufficient_data and empty.window_start == NOW
+    assert empty.decision.interval is None and empty.anytime_ci == {}
+
+
+def test_half_width_shrinks_with_the_variance_and_grows_with_confidence() -> None:
+    widths = [half_width(v, 0.02) for v in (1e-3, 1e-4, 1e-5, 1e-6)]
+    assert widths == sorted(widths, reverse=True)
+    assert half_width(1e-4, 0.02, alpha=0.01) > half_width(1e-4, 0.02, alpha=0.05)
+    assert half_width(0.0, 0.02) == 0.0
+    with pytest.raises(ValueError, match="tau"):
+        half_width(1e-4, 0.0)

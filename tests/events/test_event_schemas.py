@@ -35,8 +35,14 @@ def test_one_schema_per_topic_with_every_field() -> None:
         assert schema["title"] == model.__name__
         assert set(schema["properties"]) == set(model.model_fields)
         assert schema["additionalProperties"] is False
-        assert schema["properties"]["schema_version"]["const"] == 1
+        version = model.model_fields["schema_version"].default
+        assert schema["properties"]["schema_version"]["const"] == version
+        assert f"schema_version {version}." in schema["description"]
     assert len(rendered) == len(INPUT_EVENTS) + len(OUTPUT_EVENTS)
+    # Contracts are versioned apart: the effect and alert topics moved on to version 2 alone.
+    versions = {t: json.loads(rendered[f"{t}.schema.json"])["properties"]["schema_version"]["const"]
+                for t in (*INPUT_EVENTS, *OUTPUT_EVENTS)}
+    assert {t for t, v in versions.items() if v == 2} == {"campaign-effects", "alerts"}
 
 
 def test_input_schemas_state_the_limits_json_schema_cannot() -> None:

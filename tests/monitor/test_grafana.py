@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from stream.events.models import CampaignStatus
 from stream.monitor.grafana import dashboard_queries
 
 pytestmark = pytest.mark.unit
@@ -50,6 +51,16 @@ def test_the_dashboard_covers_live_campaign_monitoring() -> None:
                    "liftstream_drift_max_psi", "rate(liftstream_events_in_total",
                    "histogram_quantile(0.99, sum by (le) (rate(liftstream_prediction_latency_seconds_bucket",
                    "liftstream_consumer_lag", "liftstream_dead_letters_total",
-                   "liftstream_triton_errors_total"):
+                   "liftstream_triton_errors_total", "liftstream_anytime_uplift_low",
+                   "liftstream_anytime_uplift_high", "liftstream_adjusted_uplift_low",
+                   "liftstream_adjusted_uplift_high", "liftstream_at_risk", "liftstream_alert_firing"):
         assert needle in queries, needle
     assert "$" not in queries
+
+
+def test_the_status_panel_names_every_status() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    [status] = [p for p in panels if p["title"] == "Promotion status"]
+    [colours] = status["fieldConfig"]["overrides"][0]["properties"][1]["value"]
+    for s in CampaignStatus:
+        assert s.value in status["description"] and s.value in colours["options"], s

@@ -63,10 +63,12 @@ async def test_once_shows_what_the_topics_hold(kafka_bootstrap: str, topic_prefi
         (f"{topic_prefix}-alerts", alert("a-1", message=message)),
         (f"{topic_prefix}-drift", drift("holdout", psi=0.7)),
         (f"{topic_prefix}-drift", _Raw(b"not json")),
+        (f"{topic_prefix}-alerts", _Raw(b'{"schema_version": 1, "alert_id": "a-0"}')),
     ])
     out = await asyncio.to_thread(monitor, kafka_bootstrap, topic_prefix, "--from-beginning", "--once")
     for expected in ("promo-strong", "+3.00 pp", "promo-dud", "underperforming", message, "holdout", "DRIFT",
-                     "24h_spend 0.70", "1 messages could not be decoded"):
+                     "24h_spend 0.70", "1 messages could not be decoded",
+                     "1 messages of another schema_version were skipped"):
         assert expected in out, expected
     assert out.index("promo-dud") < out.index("promo-strong")
 

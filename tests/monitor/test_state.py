@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from stream.events.models import CampaignStatus, Outcome
@@ -17,7 +19,8 @@ def test_rows_follow_the_latest_effect_and_keep_a_trend() -> None:
     [row] = state.promotions()
     assert (row.campaign_id, row.promotion_id, row.outcome) == ("c1", "p1", Outcome.conversion)
     assert row.realised == 0.02 and row.predicted == 0.012 and row.goal == 0.005
-    assert row.ci == pytest.approx((0.016, 0.024))
+    assert row.ci == pytest.approx((0.016, 0.024))  # the decision interval, not the fixed-horizon one
+    assert not row.adjusted and not row.at_risk and row.status is CampaignStatus.meeting_goal
     assert (row.exposures_treatment, row.exposures_holdout) == (1002, 102)
     assert row.trend == SPARK[0] + SPARK[4] + SPARK[-1]
 
@@ -32,12 +35,23 @@ def test_replayed_and_out_of_order_effects_are_ignored() -> None:
     assert len(row.trend) == 1
 
 
-def test_underperforming_promotions_come_first() -> None:
+def test_underperforming_promotions_come_first_then_those_at_risk() -> None:
     state = MonitorState()
     state.apply(effect("a-fine"))
     state.apply(effect("b-new", status=CampaignStatus.insufficient_data))
+    state.apply(effect("c-open", status=CampaignStatus.inconclusive))
+    state.apply(effect("d-new-risky", status=CampaignStatus.insufficient_data, at_risk=True))
+    state.apply(effect("e-risky", status=CampaignStatus.inconclusive, at_risk=True))
     state.apply(effect("z-dud", status=CampaignStatus.underperforming, realised=-0.001))
-    assert [r.promotion_id for r in state.promotions()] == ["z-dud", "b-new", "a-fine"]
+    assert [r.promotion_id for r in state.promotions()] == [
+        "z-dud", "e-risky", "d-new-risky", "c-open", "b-new", "a-fine"]
+
+
+def test_rows_show_whether_the_decision_interval_is_adjusted() -> None:
+    state = MonitorState()
+    state.apply(effect(adjusted=True))
+    [row] = state.promotions()
+    assert row.adjusted and row.ci == pytest.approx((0.006, 0.014))
 
 
 def test_alerts_are_deduplicated_newest_first_and_bounded() -> None:
@@ -46,6 +60,22 @@ def test_alerts_are_deduplicated_newest_first_and_bounded() -> None:
         state.apply(alert(f"a{i}", minute=i))
     state.apply(alert("a4", minute=4))
     assert [a.alert_id for a in state.alerts()] == ["a4", "a3", "a2"]
+
+
+def test_a_resolved_alert_replaces_its_firing_one() -> None:
+    state = MonitorState()
+    state.apply(alert("a1", minute=0))
+    state.apply(alert("a2", minute=1))
+    state.apply(alert("a1", minute=2, state="resolved"))
+    assert [(a.alert_id, a.state) for a in state.alerts()] == [("a1", "resolved"), ("a2", "firing")]
+
+
+def test_a_resolution_read_before_its_alert_stays_resolved() -> None:
+    state = MonitorState()
+    state.apply(alert("a1", minute=2, state="resolved"))
+    state.apply(alert("a1", minute=0))
+    [shown] = state.alerts()
+    assert shown.state == "resolved" and shown.raised_at == T0 + timedelta(minutes=2)
 
 
 def test_drift_keeps_the_latest_report_per_scope() -> None:

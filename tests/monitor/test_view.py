@@ -42,12 +42,39 @@ def test_renders_promotions_drift_and_alerts() -> None:
     state.apply(drift("treatment", psi=0.6))
     state.apply(alert("a1", message="promotion p-dud is below its goal"))
     state.undecodable = 2
+    state.other_schema = 3
     out = text(state)
-    for expected in ("p-strong", "p-dud", "underperforming", "+2.00 pp", "-0.10 pp", "+1.20 pp",
-                     "treatment", "DRIFT", "24h_spend 0.60", "promotion p-dud is below its goal",
-                     "1,000 / 100", "3m ago", "2 messages could not be decoded", "k:9092"):
+    for expected in ("p-strong", "p-dud", "underperforming", "meeting_goal", "+2.00 pp", "-0.10 pp",
+                     "+1.20 pp", "treatment", "DRIFT", "24h_spend 0.60", "promotion p-dud is below its goal",
+                     "1,000 / 100", "3m ago", "2 messages could not be decoded", "k:9092",
+                     "3 messages of another schema_version were skipped"):
         assert expected in out, expected
     assert out.index("p-dud") < out.index("p-strong")
+
+
+def test_shows_the_decision_interval_and_the_early_warning() -> None:
+    state = MonitorState()
+    state.apply(effect("p-plain", realised=0.02))
+    state.apply(effect("p-adj", realised=0.01, adjusted=True, status=CampaignStatus.inconclusive,
+                       at_risk=True))
+    out = text(state)
+    assert "+1.60 pp … +2.40 pp" in out  # anytime-valid, not the fixed-horizon +1.80 … +2.20
+    assert "+1.80 pp" not in out
+    assert "+0.60 pp … +1.40 pp adj." in out
+    assert "inconclusive, at risk" in out
+    assert out.index("p-adj") < out.index("p-plain")
+
+
+def test_resolved_alerts_are_shown_resolved() -> None:
+    state = MonitorState()
+    state.apply(alert("a1", message="promotion p2 is below its goal"))
+    state.apply(alert("a2", minute=1, message="promotion p3 is below its goal", promotion="p3"))
+    state.apply(alert("a1", minute=2, message="promotion p2 is below its goal", state="resolved"))
+    lines = text(state).splitlines()
+    [p2] = [line for line in lines if "promotion p2" in line]
+    [p3] = [line for line in lines if "promotion p3" in line]
+    assert "resolved" in p2 and "firing" not in p2 and "60s ago" in p2  # when it resolved
+    assert "firing" in p3 and "resolved" not in p3
 
 
 def test_renders_an_empty_state() -> None:

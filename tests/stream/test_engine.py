@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from stream.effects.sequential import ArmCovariate, adjusted
 from stream.events.gate import REASONS, encode
+from stream.events.models import CampaignStatus
 from stream.features.labels import outcome_labels
 from stream.features.promo import promo_text
 from stream.features.state import KIND_INDEX
@@ -30,6 +32,7 @@ from tests.stream.workers import (
     Outputs,
     World,
     consumed,
+    covariate_blocks,
     engine_settings,
     inference_count,
     is_start,
@@ -185,12 +188,21 @@ def test_realised_effects_are_exact_and_cover_the_true_effect(run: Run) -> None:
             (~treated).sum(),
         )
         true_effect = np.mean(rows, axis=0)
+        exposures = [e for e in run.b.sim.exposures if e.promotion_id == promotion_id]
+        t_block, h_block = covariate_blocks(exposures, labels, run.outputs["predictions"])
         for i, outcome in enumerate(OUTCOMES):
             assert effect["realised_rate_treatment"][outcome] == pytest.approx(labels[treated, i].mean())
             assert effect["realised_rate_holdout"][outcome] == pytest.approx(labels[~treated, i].mean())
-            ci = effect["realised_uplift_ci"][outcome]
-            assert ci["low"] <= true_effect[i] <= ci["high"], (promotion_id, outcome, true_effect[i], ci)
-        assert effect["status"] in ("on_track", "underperforming")
+            for name in ("anytime_ci", "adjusted_ci"):
+                ci = effect[name][outcome]
+                assert ci["low"] <= true_effect[i] <= ci["high"], (promotion_id, name, outcome, ci)
+            # The adjusted uplift is Lin's estimate over the exposures' own predictions and outcomes.
+            binary = outcome != "revenue"
+            want = adjusted(ArmCovariate.of(t_block, i), ArmCovariate.of(h_block, i), binary=binary)
+            assert want is not None
+            assert effect["adjusted_uplift"][outcome] == pytest.approx(want.uplift, rel=1e-4, abs=1e-6)
+        assert effect["status"] in {s.value for s in CampaignStatus}
+        assert effect["decision"]["adjusted"] is True
         assert effect["model_version"] >= 1
 
 

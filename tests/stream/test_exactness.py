@@ -6,7 +6,9 @@ After each run the engine's outputs and state are compared with an oracle recomp
 - the final user values (the latest record per user in the `users` changelog) equal the engine's own pure
   updates (`assemble`) applied to the input topics' events in per-partition offset order;
 - the per-partition totals in the `partials` changelog and the published campaign effects count each
-  exposure, visit, conversion and prediction exactly once, as the simulated world says.
+  exposure, visit, conversion and prediction exactly once, as the simulated world says, and so do the
+  covariate blocks of the adjusted uplift (each exposure once, with its prediction and its outcomes);
+- every open exposure in the stored user values is stamped with the covariate of its prediction.
 """
 
 from __future__ import annotations
@@ -41,15 +43,18 @@ from stream.effects.aggregate import PromotionTotals, merge
 from stream.errors import DecodeError
 from stream.events.gate import Event, decode
 from stream.features.labels import outcome_labels
-from stream.features.state import KIND_INDEX
+from stream.features.state import KIND_INDEX, stable_hash
 from stream.local.triton import free_ports
+from stream.scoring.signature import OUTCOMES
 from stream.settings import Settings
 from stream.simulate.config import SimConfig
 from stream.simulate.emission import Message
 from tests.stream.workers import (
     Outputs,
     World,
+    assert_covariates,
     consumed,
+    covariate_blocks,
     engine_settings,
     is_start,
     log_tail,
@@ -299,11 +304,28 @@ def _comparable(value: UserValue) -> dict[str, Any]:
     The marker records when the user was last *ranked*, and whether a click ranks depends on the
     promotion registry at the moment the batch was taken (no session is marked ranked while no promotion
     is active, stream/agents/users.py), i.e. on processing, not on the input alone. The outbox holds
-    what the user's latest batch added to the partials: it depends on how the input was batched.
+    what the user's latest batch added to the partials: it depends on how the input was batched. The
+    covariate each open exposure was scored with is checked against the predictions (`_check_stamps`).
     """
     data = value.to_json()
     del data["s"], data["rts"], data["ob"]
+    data["a"]["x"] = [row[:8] for row in data["a"]["x"]]
     return data
+
+
+def _check_stamps(stored: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+    """Every open exposure in the stored user values carries the covariate of one of its predictions."""
+    x: dict[tuple[str, int], list[tuple[float, ...]]] = defaultdict(list)
+    for p in predictions:
+        x[p["user_id"], stable_hash(p["event_id"])].append(
+            tuple((p[o]["p_treated"] + p[o]["p_control"]) / 2 for o in OUTCOMES)
+        )
+    values = {uid: UserValue.from_json(raw) for uid, raw in stored.items()}
+    rows = [(uid, row) for uid, value in values.items() for row in value.attribution.exposures]
+    assert rows
+    for uid, row in rows:
+        assert row[8], (uid, row)
+        assert any(np.allclose(row[8], c, rtol=1e-6) for c in x[uid, row[1]]), (uid, row, x[uid, row[1]])
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -388,6 +410,7 @@ async def _check_async(run: Run) -> None:
         f"{len(wrong)} of {len(oracle)} users differ from the oracle, e.g. {wrong[0]}:\n"
         f"stored {_comparable(UserValue.from_json(stored[wrong[0]]))}\noracle {_comparable(oracle[wrong[0]])}"
     )
+    _check_stamps(stored, run.predictions)
 
     # Totals per promotion in the partials changelog: realised counts and predictions, each once.
     partials = [
@@ -410,6 +433,8 @@ async def _check_async(run: Run) -> None:
             ), pid
             assert arm.revenue == pytest.approx(rows[:, 2].sum()), pid
         assert t.predictions == len(promo_labels), pid
+        exposures = [e for e in w.sim.exposures if e.promotion_id == pid]
+        assert_covariates(t, covariate_blocks(exposures, promo_labels, run.predictions), pid)
 
     # The published effects (waited for in _drive) count the same.
     assert _counts(run.effects) == _effect_counts(w)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import tritonclient.grpc as grpcclient
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -25,6 +26,7 @@ from aiokafka.errors import KafkaError
 from stream.agents.topics import ensure_topics, topic_names
 from stream.bench.profile import py_spy
 from stream.events.models import OUTPUT_EVENTS
+from stream.scoring.signature import OUTCOMES
 from stream.scoring.triton import TritonScorer
 from stream.settings import Settings, Topics, load_settings
 from stream.simulate.config import SimConfig
@@ -115,6 +117,40 @@ def world(config: SimConfig, now: datetime | None = None) -> World:
     shifted = now - timedelta(milliseconds=config.span_ms)
     start = shifted.replace(microsecond=shifted.microsecond // 1000 * 1000)
     return World(config, now, simulate(replace(config, start=start)))
+
+
+def covariate_blocks(
+    exposures: Sequence[Any], labels: np.ndarray, predictions: Sequence[dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The covariate blocks (stream/effects/aggregate.py) of one promotion's exposures per arm (treatment,
+    holdout), from their outcome labels and their published predictions (the first copy of each: a replay
+    scores again only what was not stored)."""
+    first: dict[str, dict[str, Any]] = {}
+    for p in predictions:
+        first.setdefault(p["event_id"], p)
+    scores = [first[e.event_id] for e in exposures]
+    x = np.array([[(p[o]["p_treated"] + p[o]["p_control"]) / 2 for o in OUTCOMES] for p in scores])
+    x = x.reshape(-1, len(OUTCOMES))
+    treated = np.array([e.arm.value == "treatment" for e in exposures], dtype=bool)
+    blocks = []
+    for arm in (treated, ~treated):
+        block = [float(arm.sum())]
+        for i in range(len(OUTCOMES)):
+            xi, y = x[arm, i], labels[arm, i]
+            y_sq = y if OUTCOMES[i] != "revenue" else y * y
+            block += [xi.sum(), (xi * xi).sum(), y.sum(), y_sq.sum(), (xi * y).sum()]
+        blocks.append(np.array(block))
+    return blocks[0], blocks[1]
+
+
+def assert_covariates(totals: Any, expected: tuple[np.ndarray, np.ndarray], what: str) -> None:
+    """The engine's covariate blocks (merged `PromotionTotals`) hold each scored exposure once."""
+    from stream.events.models import Arm
+
+    for arm, want in zip((Arm.treatment, Arm.holdout), expected, strict=True):
+        got = np.array(totals.covariate(arm))
+        assert got[0] == want[0], (what, arm, got[0], want[0])
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-6), (what, arm, got, want)
 
 
 async def produce(settings: Settings, w: World, rate: float | None = None) -> None:

@@ -1,0 +1,127 @@
+"""Hillstrom's e-mail campaign replayed as a liftstream campaign (see decisions.py).
+
+The 64,000 customers were randomised into Mens E-Mail / Womens E-Mail / No E-Mail; each e-mail against
+No E-Mail is one campaign, its holdout share the No E-Mail share (≈ 0.5). The covariate is cross-fitted:
+the customers are split into `FOLDS` folds and a gradient-boosted model of each outcome (visit, conversion,
+spend) from the pre-treatment covariates and the segment is fitted on the other folds, then asked for each
+customer of its fold with the segment set to the campaign's e-mail and to No E-Mail. Its prediction does
+not depend on the customer's own arm nor outcome, as a model scoring an exposure before its outcome; the
+covariate is the midpoint of the two, the predicted uplift their difference, as in the engine.
+A run's stream resamples the campaign's customers with replacement (a random order); its true uplift is the
+pool's difference of means. Its A/A twin permutes the arm labels within the same stream (true uplift 0).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stream.bench.decisions_data import Sums, arm_sums, cumulative, totals
+
+Array = np.ndarray
+OUTCOMES = ("visit", "conversion", "revenue")
+SEGMENTS = ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
+CAMPAIGNS = {"womens": "Womens E-Mail", "mens": "Mens E-Mail"}
+FOLDS = 3
+_ZIP = ("Urban", "Surburban", "Rural")
+_CHANNEL = ("Phone", "Web", "Multichannel")
+
+
+@dataclass(frozen=True, slots=True)
+class Hillstrom:
+    features: Array
+    """Pre-treatment covariates, one row per customer (the segment not included)."""
+    segment: Array
+    """Index into SEGMENTS."""
+    outcomes: Array
+    """(customers, 3): visit, conversion, spend."""
+
+
+def load(path: Path) -> Hillstrom:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    feats = [
+        [float(r["recency"]), float(r["history"]), float(r["mens"]), float(r["womens"]), float(r["newbie"]),
+         *(float(r["zip_code"] == z) for z in _ZIP), *(float(r["channel"] == c) for c in _CHANNEL)]
+        for r in rows
+    ]  # fmt: skip
+    return Hillstrom(
+        np.array(feats),
+        np.array([SEGMENTS.index(r["segment"]) for r in rows]),
+        np.array([[float(r["visit"]), float(r["conversion"]), float(r["spend"])] for r in rows]),
+    )
+
+
+def crossfit(data: Hillstrom, seed: int) -> Array:
+    """Predictions (customers, outcome, segment): each customer's from the model fitted on the other folds."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    n = len(data.segment)
+    fold = np.random.default_rng(seed).permutation(n) % FOLDS
+    onehot = np.eye(len(SEGMENTS))[:, 1:]
+    x = np.hstack([data.features, onehot[data.segment]])
+    out = np.empty((n, len(OUTCOMES), len(SEGMENTS)))
+    for k in range(FOLDS):
+        train, test = fold != k, fold == k
+        for j in range(len(OUTCOMES)):
+            y = data.outcomes[train, j]
+            if j < 2:
+                clf = HistGradientBoostingClassifier(max_iter=100, random_state=seed).fit(x[train], y)
+            else:
+                clf = HistGradientBoostingRegressor(max_iter=100, random_state=seed).fit(x[train], y)
+            for s in range(len(SEGMENTS)):
+                xs = np.hstack([data.features[test], np.repeat(onehot[s][None], test.sum(), axis=0)])
+                out[test, j, s] = clf.predict_proba(xs)[:, 1] if j < 2 else clf.predict(xs)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """One campaign's customers: treatment indicator, outcomes, covariate and predicted uplift per outcome."""
+
+    name: str
+    treated: Array
+    outcomes: Array
+    covariate: Array
+    uplift: Array
+
+    @property
+    def holdout(self) -> float:
+        return 1.0 - float(self.treated.mean())
+
+    def effect(self) -> Array:
+        t = self.treated.astype(bool)
+        return self.outcomes[t].mean(axis=0) - self.outcomes[~t].mean(axis=0)
+
+    def variance(self) -> Array:
+        return self.outcomes.var(axis=0)
+
+
+def pool(data: Hillstrom, predictions: Array, campaign: str) -> Pool:
+    seg = SEGMENTS.index(CAMPAIGNS[campaign])
+    keep = (data.segment == seg) | (data.segment == 0)
+    p = predictions[keep]
+    return Pool(campaign, (data.segment[keep] == seg).astype(np.float64), data.outcomes[keep],
+                (p[:, :, seg] + p[:, :, 0]) / 2, p[:, :, seg] - p[:, :, 0])  # fmt: skip
+
+
+def replay(rng: np.random.Generator, p: Pool, runs: int, horizon: int, look_every: int) -> dict[str, Sums]:
+    """Per outcome, the campaign's sums (key `visit`, ...) and its A/A twin's (`visit/aa`, ...)."""
+    idx = rng.integers(0, len(p.treated), size=(runs, horizon))
+    a = p.treated[idx]
+    aa = rng.permuted(a, axis=1)
+    effect = p.effect()
+    out: dict[str, Sums] = {}
+    for j, name in enumerate(OUTCOMES):
+        binary = name != "revenue"
+        y, x = p.outcomes[idx, j], {"model": p.covariate[idx, j]}
+        predicted = cumulative(p.uplift[idx, j], look_every)
+        tot = totals(y, x, look_every, binary)
+        for key, arms, truth in ((name, a, effect[j]), (f"{name}/aa", aa, 0.0)):
+            s = arm_sums(arms, y, x, tot, look_every, binary)
+            s.truth, s.predicted_mean = truth, predicted / s.exposures
+            out[key] = s
+    return out

@@ -1,0 +1,128 @@
+"""Tables and PASS/FAIL targets of `liftstream bench decisions` (figures from decisions.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+FA_MAX = 0.05
+DUDS_MIN = 0.90
+ANYTIME = "anytime"
+
+
+def _anytime_rules(result: dict[str, Any]) -> list[str]:
+    return [r for r in result["simulation"][0]["rules"] if r.startswith(ANYTIME)]
+
+
+def _hill_rows(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(c["campaign"], o) for c in result["hillstrom"].get("campaigns", []) for o in c["outcomes"]]
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """PASS/FAIL lines: the anytime rules' false-alert rate, duds flagged, and that the covariate never costs
+    exposures beyond noise. The slow start is left out of the false-alert target (its effect so far is below
+    the goal for a while: an alert then is right about the exposures seen) and reported on its own."""
+    sim, out = result["simulation"], []
+    for rule in _anytime_rules(result):
+        cases = [(f"{s['scenario']} @ holdout {s['holdout']}", s["rules"][rule]["false_alert_rate"])
+                 for s in sim if s["good"] and not s["ramp_exposures"]]  # fmt: skip
+        for camp, o in _hill_rows(result):
+            cases.append((f"Hillstrom {camp} {o['outcome']}", o["rules"][rule]["false_alert_rate"]))
+            cases.append((f"Hillstrom A/A {camp} {o['outcome']}", o["aa"][rule]["false_alert_rate"]))
+        where, worst = max(cases, key=lambda c: c[1])
+        out.append({"target": f"{rule}: false-alert rate <= {FA_MAX} under continuous monitoring",
+                    "value": worst, "worst": where, "pass": worst <= FA_MAX})  # fmt: skip
+        duds = [(s["holdout"], s["rules"][rule]["dud_flagged"]) for s in sim if not s["good"]]
+        holdout, least = min(duds, key=lambda c: c[1])
+        out.append({"target": f"{rule}: >= {DUDS_MIN:.0%} of duds flagged within the run",
+                    "value": least, "worst": f"holdout {holdout}", "pass": least >= DUDS_MIN})  # fmt: skip
+    for rule in _anytime_rules(result)[1:]:
+        cases = [(f"{s['scenario']} @ holdout {s['holdout']}", s["savings"][rule]) for s in sim]
+        cases += [(f"Hillstrom {c} {o['outcome']}", o["savings"][rule]) for c, o in _hill_rows(result)
+                  if rule in o["savings"]]  # fmt: skip
+        where, worst = max(cases, key=lambda c: c[1]["paired_mean_difference"] - 2 * c[1]["paired_se"])
+        out.append({"target": f"{rule}: never more exposures to decision than {ANYTIME} beyond noise "
+                              "(paired mean difference <= 2 SE)",
+                    "value": worst["paired_mean_difference"], "worst": where,
+                    "pass": not any(c[1]["more_beyond_noise"] for c in cases)})  # fmt: skip
+    return out
+
+
+def _r(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _n(v: float | None, decided: float | None = None) -> str:
+    if v is None:
+        return "never" if decided is not None else "-"
+    return f"{v:,.0f}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.1%}"
+
+
+def simulation_table(result: dict[str, Any], holdout: float) -> Table:
+    meta = result["meta"]
+    rows = [s for s in result["simulation"] if s["holdout"] == holdout]
+    t = Table(title=f"simulated campaigns, holdout {holdout}: {meta['runs']} runs each, goal {meta['goal']}, "
+                    f"a look every {meta['look_every']} exposures, horizon {rows[0]['horizon']:,} "
+                    f"(= {meta['horizon_factor']:g} x n80 {rows[0]['fixed_horizon_n80']:,})")  # fmt: skip
+    for col in ("scenario", "rule", "false alerts", "duds flagged (run / end)", "decided (meet / under)",
+                "median exposures to decision", "coverage", "var removed", "at_risk"):
+        t.add_column(col, justify="left" if col in ("scenario", "rule") else "right")
+    for s in rows:
+        for rule, f in s["rules"].items():
+            duds = "-" if f["dud_flagged"] is None else f"{_r(f['dud_flagged'])} / {_r(f['dud_flagged_at_end'])}"
+            t.add_row(s["scenario"], rule, _r(f["false_alert_rate"]), duds,
+                      f"{_r(f['decided_share'])} ({_r(f['meeting_goal_share'])} / {_r(f['underperforming_share'])})",
+                      _n(f["median_exposures_to_decision"], f["decided_share"]), _r(f["coverage"]),
+                      _r(f.get("variance_removed")), _r(f["at_risk_share"]), end_section=rule == list(s["rules"])[-1])  # fmt: skip
+    return t
+
+
+def savings_table(result: dict[str, Any]) -> Table:
+    t = Table(title="exposures to decision: covariate against unadjusted anytime rule (same runs, both at alpha)")
+    for col in ("case", "rule", "median unadjusted", "median adjusted", "saved", "paired mean diff +- SE"):
+        t.add_column(col, justify="left" if col in ("case", "rule") else "right")
+    cases = [(f"{s['scenario']} @ holdout {s['holdout']}", s["savings"]) for s in result["simulation"]]
+    cases += [(f"Hillstrom {c} {o['outcome']}", o["savings"]) for c, o in _hill_rows(result)]
+    for case, savings in cases:
+        for rule, v in savings.items():
+            t.add_row(case, rule, _n(v["median_unadjusted"], 0), _n(v["median_adjusted"], 0),
+                      _pct(v["exposures_saved"]), f"{v['paired_mean_difference']:+,.0f} +- {v['paired_se']:,.0f}")  # fmt: skip
+    return t
+
+
+def hillstrom_table(result: dict[str, Any]) -> Table:
+    t = Table(title="Hillstrom replayed as campaigns (goal = half the observed effect; A/A: labels permuted, goal 0)")
+    for col in ("campaign", "outcome", "goal", "effect", "horizon", "var removed", "rule", "decided",
+                "median exposures to decision", "coverage", "false alerts", "A/A false alerts", "A/A coverage"):
+        t.add_column(col, justify="left" if col in ("campaign", "outcome", "rule") else "right")
+    for c in result["hillstrom"]["campaigns"]:
+        for o in c["outcomes"]:
+            removed = o["rules"]["anytime+covariate"].get("variance_removed")
+            for rule, f in o["rules"].items():
+                aa = o["aa"][rule]
+                t.add_row(c["campaign"], o["outcome"], f"{o['goal']:.4g}", f"{o['true_effect']:.4g}",
+                          f"{c['horizon']:,}", _r(removed), rule, _r(f["decided_share"]),
+                          _n(f["median_exposures_to_decision"], f["decided_share"]), _r(f["coverage"]),
+                          _r(f["false_alert_rate"]), _r(aa["false_alert_rate"]), _r(aa["coverage"]),
+                          end_section=rule == list(o["rules"])[-1])  # fmt: skip
+    return t
+
+
+def show(result: dict[str, Any]) -> None:
+    console = Console(width=None if Console().is_terminal else 200)
+    for holdout in result["meta"]["holdouts"]:
+        console.print(simulation_table(result, holdout))
+    if "skipped" in result["hillstrom"]:
+        console.print(result["hillstrom"]["skipped"])
+    else:
+        console.print(hillstrom_table(result))
+    console.print(savings_table(result))
+    for line in result["targets"]:
+        verdict = "PASS" if line["pass"] else "FAIL"
+        console.print(f"{verdict}  {line['target']}: {line['value']:.4g} (worst: {line['worst']})", highlight=False)
