@@ -77,7 +77,7 @@ class TableView(Generic[V]):
         self._staged[key] = value
 
     def restage(self, key: str, old: V, new: V) -> None:
-        """Stages `new` in place of `old` if `old` is what is staged (a batch's value patched after the fact)."""
+        """Stages `new` in place of `old` if `old` is what is staged (a batch's value patched later)."""
         if self._staged.get(key) is old:
             self._staged[key] = new
 

@@ -34,10 +34,10 @@ from stream.batching.request import ScoreRequest, build_request
 from stream.batching.scoring import Scored
 from stream.batching.users import stamp
 from stream.effects.attribution import Delta
-from stream.features.state import stable_hash
 from stream.errors import DecodeError
 from stream.events.gate import dead_letter, encode
 from stream.events.models import DeadLetter
+from stream.features.state import stable_hash
 from stream.outputs import Output
 from stream.outputs.predictions import effect_predictions, latencies_s, prediction_outputs
 from stream.outputs.rankings import ranking_outputs
@@ -240,7 +240,7 @@ def _count_predictions(engine: Engine, scored: Scored) -> None:
 
 def _count_covariates(engine: Engine, batch: Batch, scored: Scored) -> None:
     """Stages the batch's covariate blocks on its partials and in its users' outboxes, and stamps the
-    exposures it scored into its own and every later taken batch's user values (stream/batching/covariate.py)."""
+    exposures it scored into its own and every later taken batch's user values (batching/covariate.py)."""
     if engine.unsent and engine.unsent[0] is batch:
         engine.unsent.popleft()
     n = len(scored.request.exposures)

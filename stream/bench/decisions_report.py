@@ -28,7 +28,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     for rule in _anytime_rules(result):
         cases = [(f"{s['scenario']} @ holdout {s['holdout']}", s["rules"][rule]["false_alert_rate"])
                  for s in sim if s["good"] and not s["ramp_exposures"]]  # fmt: skip
-        for camp, o in _hill_rows(result):
+        for camp, o in (r for r in _hill_rows(result) if rule in r[1]["rules"]):
             cases.append((f"Hillstrom {camp} {o['outcome']}", o["rules"][rule]["false_alert_rate"]))
             cases.append((f"Hillstrom A/A {camp} {o['outcome']}", o["aa"][rule]["false_alert_rate"]))
         where, worst = max(cases, key=lambda c: c[1])

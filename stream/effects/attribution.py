@@ -199,7 +199,8 @@ def apply_exposure(
     if exposures is None:
         return state, None, Applied.duplicate
     pid, cid, arm = fact.promotion_id, fact.campaign_id, fact.arm
-    delta = Delta(pid, cid, arm, fact.ts, newest, 1, visited, converted, revenue, revenue * revenue, fact.event_hash)
+    squared = revenue * revenue
+    delta = Delta(pid, cid, arm, fact.ts, newest, 1, visited, converted, revenue, squared, fact.event_hash)
     return _settle(state, exposures, state.clicks, fact.ts, config), delta, Applied.applied
 
 

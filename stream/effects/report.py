@@ -153,7 +153,8 @@ def predicted_estimates(totals: PromotionTotals) -> dict[Outcome, Estimate]:
     if n < 2:
         return {}
     out = {}
-    for name, s, ss in zip(OUTCOMES, totals.predicted_uplift_sum, totals.predicted_uplift_sq_sum, strict=True):
+    sums = zip(OUTCOMES, totals.predicted_uplift_sum, totals.predicted_uplift_sq_sum, strict=True)
+    for name, s, ss in sums:
         var = max(0.0, (ss - s * s / n) / (n - 1))
         out[Outcome(name)] = Estimate(s / n, var / n)
     return out

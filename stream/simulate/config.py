@@ -45,6 +45,9 @@ class SimConfig:
     # Overrides for every promotion (None: drawn per promotion as usual; the draws stay the same either way).
     goal_outcome: str | None = None  # "visit", "conversion" or "revenue"
     holdout_fraction: float | None = None  # in (0, 1)
+    # An exposure's outcome session (its visit, if any) starts within this many seconds after it; None: anywhere
+    # in the attribution window. Only the timing moves, so the truth (chances within the window) is the same.
+    response_s: int | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -68,6 +71,10 @@ class SimConfig:
             (
                 self.holdout_fraction is None or 0 < self.holdout_fraction < 1,
                 "holdout fraction must be in (0, 1)",
+            ),
+            (
+                self.response_s is None or 60 <= self.response_s <= self.attribution_window_s,
+                "response time must be between 60 s and the attribution window",
             ),
         )
         for ok, message in checks:

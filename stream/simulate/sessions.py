@@ -102,7 +102,10 @@ def outcome_sessions(
     purchase = rng.random(n) < truth.q_convert[arm, np.arange(n)]
     idx = np.flatnonzero(visit)
     lo = exposures.t_ms[idx] + GAP_MS
-    start = clock.sample(rng, lo, exposures.t_ms[idx] + config.window_ms - MAX_SESSION_MS - GAP_MS)
+    latest = config.window_ms - MAX_SESSION_MS - GAP_MS
+    if config.response_s is not None:
+        latest = max(min(latest, config.response_s * MS), 2 * GAP_MS)
+    start = clock.sample(rng, lo, exposures.t_ms[idx] + latest)
     treated = exposures.treated[idx]
     mix = np.where(treated[:, None], truth.mix[idx], users.preference[exposures.user[idx]])
     return Sessions(

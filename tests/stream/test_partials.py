@@ -8,6 +8,7 @@ import pytest
 
 from stream.batching.partials import PREDICTIONS, Partial
 from stream.effects.attribution import Delta
+from stream.effects.report import Policy
 from stream.events.models import Arm, CampaignStatus, PromotionGoal
 from stream.outputs.partials import effect, merged_totals, offer, read_snapshot, snapshot
 
@@ -64,9 +65,8 @@ def test_effect_of_merged_partials() -> None:
         part = part.add_deltas({"exposures": offset}, [d])
     stored = offer(None, part)
     assert stored is not None
-    e = effect(
-        stored, PromotionGoal(outcome="visit", target_uplift=0.1), 2, datetime(2026, 1, 1, tzinfo=UTC), 50
-    )
+    goal = PromotionGoal(outcome="visit", target_uplift=0.1)
+    e = effect(stored, goal, 2, datetime(2026, 1, 1, tzinfo=UTC), Policy())
     assert (e.promotion_id, e.campaign_id, e.model_version) == ("p1", "c1", 2)
     assert (e.exposures_treatment, e.exposures_holdout) == (60, 60)
-    assert e.realised_uplift["visit"] == pytest.approx(1.0) and e.status is CampaignStatus.on_track
+    assert e.realised_uplift["visit"] == pytest.approx(1.0) and e.status is CampaignStatus.meeting_goal
