@@ -1,4 +1,5 @@
-"""`liftstream bench`: the side-by-side engine benchmark, or (`--triton-only`) Triton's own throughput."""
+"""`liftstream bench`: the side-by-side engine benchmark, or (`--triton-only`) Triton's own throughput;
+`liftstream bench decisions`: the Monte-Carlo of the status rules (stream/bench/decisions.py)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,16 @@ log = logging.getLogger(__name__)
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this package's subcommands to the `liftstream` CLI."""
-    app.command("bench")(bench)
+    """Adds this package's subcommands to the `liftstream` CLI: `bench` runs the engine benchmark when no
+    subcommand follows it, `bench decisions` the decision-rule Monte-Carlo."""
+    group = typer.Typer(add_completion=False)
+    group.callback(invoke_without_command=True)(bench)
+    group.command("decisions")(decisions)
+    app.add_typer(group, name="bench")
 
 
 def bench(
+    ctx: typer.Context,
     events: Annotated[
         int, typer.Option(help="backlog size: simulated input events every contender consumes")
     ] = 30_000,
@@ -74,7 +80,10 @@ def bench(
         ),
     ] = None,
 ) -> None:
-    """Throughput, latency and memory of liftstream against raw aiokafka and a hand-rolled Faust agent."""
+    """Throughput, latency and memory of liftstream against raw aiokafka and a hand-rolled Faust agent
+    (`bench decisions`: how often the status rules are wrong under continuous monitoring)."""
+    if ctx.invoked_subcommand is not None:
+        return
     # The contenders' clients log every group join and metadata change; the bench reports its own progress.
     for noisy in ("aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -96,6 +105,33 @@ def bench(
     repo = (model_repo or settings.model_repo).resolve()
     target = Target(bootstrap or settings.kafka.bootstrap, url, repo, parse_env(worker_env or []))
     _engine_bench(config, target, settings.local.run_dir / "bench", json_out, profile)
+
+
+def decisions(
+    runs: Annotated[
+        int, typer.Option(help="simulated campaigns per scenario; Hillstrom replays half as many")
+    ] = 600,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    hillstrom: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="LIFTSTREAM_HILLSTROM_CSV",
+            help="Hillstrom CSV (default: ../shared/data/hillstrom.csv from the repo; skipped if absent)",
+        ),
+    ] = None,
+) -> None:
+    """False alerts, duds flagged and exposures to decision of the old, anytime-valid and covariate-adjusted
+    status rules, monitored continuously on simulated campaigns and on Hillstrom replayed as a campaign."""
+    if runs < 2:
+        raise ConfigError("--runs must be at least 2")
+    from stream.bench.decisions import DEFAULT_HILLSTROM, Config, run
+    from stream.bench.decisions_report import show
+
+    result = run(Config(runs=runs, seed=seed, hillstrom=hillstrom or DEFAULT_HILLSTROM))
+    show(result)
+    if json_out is not None:
+        _write(json_out, result)
 
 
 def _engine_bench(

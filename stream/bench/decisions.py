@@ -34,14 +34,12 @@ from stream.effects.sequential import ALPHA, tau_for
 
 log = logging.getLogger(__name__)
 MODELS = ("model", "miscalibrated", "useless")
-DEFAULT_HILLSTROM = Path(
-    os.environ.get("LIFTSTREAM_HILLSTROM_CSV", Path(__file__).resolve().parents[2].parent / "shared/data/hillstrom.csv")
-)
+DEFAULT_HILLSTROM = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hillstrom.csv"
 
 
 @dataclass(frozen=True)
 class Config:
-    runs: int = 400
+    runs: int = 600
     seed: int = 0
     goal: float = 0.01
     holdouts: tuple[float, ...] = (0.1, 0.5)
@@ -92,7 +90,7 @@ def simulation(cfg: Config) -> list[dict[str, Any]]:
             out.append({
                 "holdout": holdout, "scenario": sc.name, "goal": goal, "true_effect": sc.effect * cfg.goal,
                 "ramp_exposures": int(sc.ramp * horizon), "mixing_scale": tau, "horizon": horizon,
-                "fixed_horizon_n80": round(n80), "runs": cfg.runs, "good": sc.good,
+                "fixed_horizon_n80": int(round(n80)), "runs": cfg.runs, "good": sc.good,
                 "rules": {r: summary(v, horizon, sc.good) for r, v in result.items()},
                 "savings": _savings(result, horizon, MODELS),
             })  # fmt: skip
@@ -133,13 +131,15 @@ def hillstrom(cfg: Config) -> dict[str, Any]:
             rows.append({
                 "outcome": outcome, "goal": float(goals[j]), "true_effect": float(effect[j]),
                 "mixing_scale": tau_for(outcome, outcome, float(goals[j])),
-                "fixed_horizon_n80": round(fixed_sample_size(var[j], holdout, goals[j])),
+                "mean_predicted_uplift": float(p.uplift[:, j].mean()),
+                "fixed_horizon_n80": int(round(fixed_sample_size(var[j], holdout, goals[j]))),
                 "rules": {r: summary(v, horizon, True) for r, v in real.items()},
                 "savings": _savings(real, horizon, ("model",)),
                 "aa": {r: summary(v, horizon, True) for r, v in aa.items()},
             })  # fmt: skip
         campaigns.append({"campaign": f"{hs.CAMPAIGNS[name]} vs No E-Mail", "holdout": holdout,
-                          "customers": len(p.treated), "horizon": horizon, "runs": runs, "outcomes": rows})
+                          "customers": len(p.treated), "horizon": horizon, "runs": runs,
+                          "outcomes": rows})  # fmt: skip
         log.info("decisions: Hillstrom %s: %d runs x %d exposures in %.1f s", name, runs, horizon,
                  time.perf_counter() - started)  # fmt: skip
     return {"csv": str(path), "campaigns": campaigns}
@@ -152,7 +152,8 @@ def run(cfg: Config) -> dict[str, Any]:
     hill = hillstrom(cfg)
     meta = {k: v for k, v in asdict(cfg).items() if k not in ("world", "hillstrom")}
     meta |= {"world": asdict(cfg.world), "mean_baseline": cfg.world.mean_baseline(), "models": list(MODELS),
-             "hillstrom_csv": None if cfg.hillstrom is None else str(cfg.hillstrom), "cores": os.cpu_count()}
+             "hillstrom_csv": None if cfg.hillstrom is None else str(cfg.hillstrom),
+             "cores": os.cpu_count()}  # fmt: skip
     result = {"meta": meta, "simulation": sim, "hillstrom": hill}
     result["targets"] = targets(result)
     meta["seconds"] = round(time.perf_counter() - started, 1)

@@ -102,7 +102,7 @@ def totals(y: Array, xs: dict[str, Array], look_every: int, binary: bool) -> dic
 def arm_sums(
     a: Array, y: Array, xs: dict[str, Array], tot: dict[str, Array], look_every: int, binary: bool
 ) -> Sums:
-    """Per-arm sums from the treatment indicator `a` (0/1) and the arm-blind totals: holdout = total − treated."""
+    """Per-arm sums from the indicator `a` (0/1) and the arm-blind totals (holdout = total − treated)."""
     exposures = look_every * np.arange(1, tot["y"].shape[1] + 1, dtype=np.float64)
     ay = a * y
     n1, sy1 = cumulative(a, look_every), cumulative(ay, look_every)

@@ -3,8 +3,8 @@
 - `previous`: the old rule (HEAD~1 `report.status`), fixed-horizon 95% interval (Newcombe for proportions,
   Welch for revenue) plus the "model agrees" clause;
 - `anytime`: the anytime-valid interval of the difference of means (`sequential.unadjusted` + `half_width`);
-- `anytime+covariate`: the same on Lin's adjusted estimate with the model's prediction (`sequential.adjusted`),
-  once per model variant the campaign carries (`anytime+covariate (useless)`, ...).
+- `anytime+covariate`: the same on Lin's adjusted estimate with the model's prediction
+  (`sequential.adjusted`), once per model variant the campaign carries (`anytime+covariate (useless)`, ...).
 All rules wait for `min_per_arm` exposures in each arm (`insufficient_data` before).
 """
 
@@ -37,6 +37,7 @@ def _per_run(
     return {
         "ever_under": (status == st.UNDER).any(axis=1),
         "end_under": status[:, -1] == st.UNDER,
+        "zero_variance_alert": np.zeros(status.shape[0], bool),
         "decided_at": np.where(has, s.exposures[first], np.inf),
         "first": np.where(has, status[rows, first], st.UNDECIDED),
         "covered": (covers | ~enough).all(axis=1),
@@ -47,8 +48,9 @@ def _per_run(
 def outcomes(
     s: Sums, goal: float, tau: float, alpha: float, min_per_arm: int, binary: bool, models: Sequence[str]
 ) -> dict[str, dict[str, Array]]:
-    """Per rule: per-run arrays (see `_per_run`; covariate rules add `removed`, the variance the adjustment
-    removes at the last look, 1 − Var_adj/Var_unadj)."""
+    """Per rule: per-run arrays (see `_per_run`). Anytime rules add `zero_variance_alert` (underperforming at
+    a look whose estimate has variance 0, e.g. revenue before any purchase: an interval of width 0), covariate
+    rules `removed`, the variance the adjustment removes at the last look, 1 − Var_adj/Var_unadj."""
     t, h = s.treated, s.held
     enough = np.minimum(t.n, h.n) >= min_per_arm
     if binary:
@@ -70,6 +72,7 @@ def outcomes(
         status = st.status(d - w, d + w, enough, goal)
         at_risk = warn & (status <= st.UNDECIDED)
         out[rule] = _per_run(status, d - w, d + w, s, enough, at_risk)
+        out[rule]["zero_variance_alert"] = ((status == st.UNDER) & (v <= 0.0)).any(axis=1)
         if rule != "anytime":
             with np.errstate(divide="ignore", invalid="ignore"):
                 out[rule]["removed"] = 1.0 - v[:, -1] / v_plain[:, -1]
@@ -98,6 +101,8 @@ def summary(runs: dict[str, Array], horizon: int, good: bool | None) -> dict[str
         "false_alert_rate": _rate(runs["ever_under"]) if good else None,
         "dud_flagged": _rate(runs["ever_under"]) if good is False else None,
         "dud_flagged_at_end": _rate(runs["end_under"]) if good is False else None,
+        "underperforming_at_end": _rate(runs["end_under"]),
+        "zero_variance_alerts": _rate(runs["zero_variance_alert"]),
         "decided_share": _rate(decided),
         "meeting_goal_share": _rate(runs["first"] == st.MEETING),
         "underperforming_share": _rate(runs["first"] == st.UNDER),

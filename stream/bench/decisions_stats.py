@@ -101,7 +101,8 @@ def wilson(k: object, n: object, z: float) -> tuple[Array, Array]:
         centre = (p + z2 / (2 * n)) / (1 + z2 / n)
         half = z / (1 + z2 / n) * np.sqrt(np.maximum(p * (1 - p) / n + z2 / (4 * n * n), 0.0))
     empty = n <= 0
-    return np.where(empty, 0.0, np.maximum(0.0, centre - half)), np.where(empty, 1.0, np.minimum(1.0, centre + half))
+    low = np.where(empty, 0.0, np.maximum(0.0, centre - half))
+    return low, np.where(empty, 1.0, np.minimum(1.0, centre + half))
 
 
 def proportion_diff(k1: object, n1: object, k0: object, n0: object, z: float) -> tuple[Array, Array, Array]:
@@ -125,12 +126,12 @@ def status(low: Array, high: Array, enough: Array, goal: float) -> Array:
 
 
 def previous_status(
-    high: Array, uplift: Array, enough: Array, predictions: Array, predicted_mean: Array, goal: float, min_n: int
+    high: Array, uplift: Array, enough: Array, predictions: Array, predicted: Array, goal: float, min_n: int
 ) -> Array:
     """The old rule (HEAD~1 `report.status`): underperforming when the fixed-horizon 95% upper bound is below
-    the goal, or when ≥ `min_n` predictions exist and the mean predicted uplift and the realised point estimate
-    are both below it; else on_track (coded UNDECIDED: it never decides that a goal is met)."""
-    agrees = (predictions >= min_n) & (predicted_mean < goal) & (uplift < goal)
+    the goal, or when ≥ `min_n` predictions exist and the mean predicted uplift and the realised point
+    estimate are both below it; else on_track (coded UNDECIDED: it never decides that a goal is met)."""
+    agrees = (predictions >= min_n) & (predicted < goal) & (uplift < goal)
     out = np.where((high < goal) | agrees, UNDER, UNDECIDED).astype(np.int8)
     out[~enough] = INSUFFICIENT
     return out

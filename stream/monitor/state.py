@@ -15,10 +15,14 @@ from stream.events.models import Alert, CampaignEffect, CampaignStatus, DriftRep
 
 SPARK = "▁▂▃▄▅▆▇█"
 HISTORY = 40
-# Most in need of attention first: what is decided below its goal, what the model warns about (a flag on an
-# undecided status), what is undecided, and last what is decided to meet its goal.
-_STATUS_ORDER = (CampaignStatus.underperforming, CampaignStatus.inconclusive, CampaignStatus.insufficient_data,
-                 CampaignStatus.meeting_goal)
+# Most in need of attention first: decided below its goal, undecided (at risk ones first, see `promotions`),
+# and last decided to meet its goal.
+_STATUS_ORDER = (
+    CampaignStatus.underperforming,
+    CampaignStatus.inconclusive,
+    CampaignStatus.insufficient_data,
+    CampaignStatus.meeting_goal,
+)
 
 
 @dataclass(frozen=True)
