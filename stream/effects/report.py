@@ -14,8 +14,9 @@ Intervals per outcome:
 
 Status, judged on the goal's outcome against `goal.target_uplift` with the decision interval (the adjusted
 one when it exists, else the unadjusted one), at error rate `alpha` over the promotion's whole life:
-1. `insufficient_data` while either arm has fewer than `min_exposures_per_arm` exposures, or when the
-   holdout fraction makes a comparison impossible (0 or 1: `decision.reason` says so);
+1. `insufficient_data` while either arm has fewer than `min_exposures_per_arm` exposures, or for good when
+   the holdout fraction (0 or 1) or the goal (a proportion's uplift of ±1 or more) makes a decision
+   impossible: `decision.reason` says why;
 2. `meeting_goal` when the interval's lower bound is at or above the target;
 3. `underperforming` when its upper bound is below the target;
 4. `inconclusive` otherwise.
@@ -160,14 +161,15 @@ def predicted_estimates(totals: PromotionTotals) -> dict[Outcome, Estimate]:
     return out
 
 
-def impossible(holdout_fraction: float | None) -> str | None:
-    """Why no decision can be reached with this holdout fraction; None when one can."""
-    if holdout_fraction is None:
-        return None
-    if holdout_fraction <= 0.0:
+def impossible(goal: PromotionGoal, holdout_fraction: float | None) -> str | None:
+    """Why no decision can be reached with this goal and holdout fraction; None when one can."""
+    if holdout_fraction is not None and holdout_fraction <= 0.0:
         return "holdout_fraction is 0: no exposure is held out, so there is no control group to compare with"
-    if holdout_fraction >= 1.0:
+    if holdout_fraction is not None and holdout_fraction >= 1.0:
         return "holdout_fraction is 1: every exposure is held out, so no treated exposure can show an effect"
+    if BINARY[goal.outcome] and abs(goal.target_uplift) >= 1.0:
+        return (f"a {goal.outcome.value} uplift goal of {goal.target_uplift:+g} is out of reach: a difference"
+                " of two proportions lies strictly between -1 and +1")
     return None
 
 
@@ -185,7 +187,7 @@ def decide(
     """(status, decision, at_risk) of one promotion's totals (see the module doc)."""
     o = goal.outcome
     tau = tau_for(o.value, o.value, goal.target_uplift)
-    reason = impossible(holdout_fraction)
+    reason = impossible(goal, holdout_fraction)
     adj = adjusted_estimates(totals, policy.min_exposures_per_arm).get(o)
     est = adj[0] if adj is not None else unadjusted_estimates(totals).get(o)
     interval = None if est is None else _interval(est, tau, policy.alpha)

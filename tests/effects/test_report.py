@@ -87,6 +87,14 @@ def test_the_model_warns_but_never_decides() -> None:
     assert decide(_totals(20000, 1000, 20000, 1000, predicted=0.001), GOAL)[2] is False
 
 
+def test_a_goal_out_of_reach_says_why() -> None:
+    goal = PromotionGoal(outcome=Outcome.visit, target_uplift=1.0)
+    totals = _totals(20000, 1000, 20000, 1000)
+    effect = campaign_effect(totals, goal, "c1", "p1", 3, NOW, holdout_fraction=0.1)
+    assert effect.status == CampaignStatus.insufficient_data
+    assert effect.decision.reason is not None and "out of reach" in effect.decision.reason
+
+
 @pytest.mark.parametrize(
     ("holdout", "word"), [(0.0, "holdout_fraction is 0"), (1.0, "holdout_fraction is 1")]
 )
