@@ -172,7 +172,7 @@ async def send(engine: Engine, batch: Batch, scored: Scored) -> Settle:
     sent = await engine.publish(outputs)
     _count_predictions(engine, scored)
     _count_covariates(engine, batch, scored)
-    # The partials as of this batch: its realised totals, and the predictions counted up to it.
+    # The partials as of this batch: its realised totals, the predictions and covariates counted up to it.
     partials = [
         (key, counted.partition, (realised or _fresh(counted)).with_predictions_of(counted))
         for key, realised in sorted(batch.partials.items())

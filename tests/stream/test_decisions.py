@@ -34,8 +34,8 @@ from tests.stream.workers import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-EXPOSURES = 1600
-"""Per promotion; the dud's upper bound falls below +0.1 after a few hundred per arm."""
+EXPOSURES = 3000
+"""Per promotion: at 1,500 per arm the dud's upper bound is near +0.05, well below its +0.1 goal."""
 VISIT_RATE = 0.3
 GOALS = {"aa": 0.0, "dud": 0.1}
 
@@ -47,7 +47,7 @@ def _message(topic: str, event: Any) -> Message:
 def _traffic(seed: int, now: datetime) -> tuple[list[Message], list[Message]]:
     """(promotion starts, exposures and visits in time order)."""
     rng = np.random.default_rng(seed)
-    start = now - timedelta(hours=2)
+    start = now - timedelta(hours=4)
     promos = [
         _message(
             "promotions",
@@ -123,19 +123,14 @@ async def _drive(settings: Settings, alive: Any) -> dict[str, list[dict[str, Any
         await send_messages(settings, events, rate=len(events) / 25)
         await consumed(settings, ("clicks", "exposures"))
 
-        def decided(o: Outputs) -> bool:
+        def counted(o: Outputs) -> bool:
             final = o.latest_effects()
-            return (
-                all(
-                    final.get(p, {}).get("exposures_treatment", 0)
-                    + final.get(p, {}).get("exposures_holdout", 0)
-                    == EXPOSURES
-                    for p in GOALS
-                )
-                and final["dud"]["status"] != "inconclusive"
+            return all(
+                p in final and final[p]["exposures_treatment"] + final[p]["exposures_holdout"] == EXPOSURES
+                for p in GOALS
             )
 
-        await out.until(decided, 60, alive)
+        await out.until(counted, 60, alive)
         return dict(out.seen)
 
 
@@ -150,7 +145,7 @@ def test_the_aa_promotion_is_never_flagged(outputs: dict[str, list[dict[str, Any
 
 def test_the_dud_is_flagged_once(outputs: dict[str, list[dict[str, Any]]]) -> None:
     dud = [e for e in outputs["campaign-effects"] if e["promotion_id"] == "dud"]
-    assert dud[-1]["status"] == "underperforming"
+    assert dud[-1]["status"] == "underperforming", dud[-1]
     assert dud[-1]["decision"]["interval"]["high"] < GOALS["dud"]
     firing = [a for a in outputs["alerts"] if a["promotion_id"] == "dud" and a["kind"] == "underperforming"]
     assert [a["state"] for a in firing] == ["firing"]
