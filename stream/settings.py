@@ -74,6 +74,10 @@ class Decisions(BaseModel):
     min_exposures_per_arm: int = Field(
         50, ge=2, le=1_000_000, description="exposures each arm needs before any status but insufficient_data"
     )
+    min_purchases_per_arm: int = Field(
+        30, ge=1, le=1_000_000,
+        description="exposures with a purchase each arm needs before a revenue goal is decided (heavy tails)",
+    )
 
 
 class Kafka(BaseModel):

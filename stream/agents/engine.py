@@ -123,7 +123,8 @@ class Engine:
         self.pipeline = Pipeline(b.max_in_flight, on_error=self._crash)
         self.drift = DriftMonitor(s.model_repo, s.drift)
         self.alert_gate = AlertGate(s.alert_cooldown_s)
-        self.policy = Policy(s.decisions.alpha, s.decisions.min_exposures_per_arm)
+        d = s.decisions
+        self.policy = Policy(d.alpha, d.min_exposures_per_arm, d.min_purchases_per_arm)
 
     def user_value(self, user_id: str) -> UserValue:
         return self.users.get(user_id) or EMPTY

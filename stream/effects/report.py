@@ -14,7 +14,9 @@ Intervals per outcome:
 
 Status, judged on the goal's outcome against `goal.target_uplift` with the decision interval (the adjusted
 one when it exists, else the unadjusted one), at error rate `alpha` over the promotion's whole life:
-1. `insufficient_data` while either arm has fewer than `min_exposures_per_arm` exposures, or for good when
+1. `insufficient_data` while either arm has fewer than `min_exposures_per_arm` exposures (for a revenue
+   goal also fewer than `min_purchases_per_arm` exposures with a purchase: a mean of a few heavy-tailed
+   purchases, or of none, has no usable variance yet), or for good when
    the holdout fraction (0 or 1) or the goal (a proportion's uplift of ±1 or more) makes a decision
    impossible: `decision.reason` says why;
 2. `meeting_goal` when the interval's lower bound is at or above the target;
@@ -53,6 +55,7 @@ from stream.events.models import (
 from stream.scoring.signature import OUTCOMES
 
 DEFAULT_MIN_EXPOSURES_PER_ARM = 50
+DEFAULT_MIN_PURCHASES_PER_ARM = 30
 BINARY = {Outcome.visit: True, Outcome.conversion: True, Outcome.revenue: False}
 
 
@@ -60,6 +63,7 @@ BINARY = {Outcome.visit: True, Outcome.conversion: True, Outcome.revenue: False}
 class Policy:
     alpha: float = ALPHA
     min_exposures_per_arm: int = DEFAULT_MIN_EXPOSURES_PER_ARM
+    min_purchases_per_arm: int = DEFAULT_MIN_PURCHASES_PER_ARM
 
 
 DEFAULT_POLICY = Policy()
@@ -200,7 +204,10 @@ def decide(
         mixing_scale=tau,
         reason=reason,
     )
-    enough = min(totals.treatment.exposures, totals.holdout.exposures) >= policy.min_exposures_per_arm
+    t, h = totals.treatment, totals.holdout
+    enough = min(t.exposures, h.exposures) >= policy.min_exposures_per_arm
+    if not BINARY[o]:
+        enough = enough and min(t.conversions, h.conversions) >= policy.min_purchases_per_arm
     target = goal.target_uplift
     if reason is not None or not enough or interval is None:
         status = CampaignStatus.insufficient_data

@@ -156,3 +156,14 @@ def test_half_width_shrinks_with_the_variance_and_grows_with_confidence() -> Non
     assert half_width(0.0, 0.02) == 0.0
     with pytest.raises(ValueError, match="tau"):
         half_width(1e-4, 0.0)
+
+
+def test_a_revenue_goal_waits_for_purchases_in_both_arms() -> None:
+    goal = PromotionGoal(outcome=Outcome.revenue, target_uplift=1.0)
+    # No purchase anywhere: revenue's variance is 0, and an interval of width 0 must decide nothing.
+    none = PromotionTotals(ArmTotals(5000, 100, 0, 0.0, 0.0), ArmTotals(5000, 90, 0, 0.0, 0.0))
+    assert decide(none, goal)[0] == CampaignStatus.insufficient_data
+    few = PromotionTotals(ArmTotals(5000, 100, 29, 290.0, 2900.0), ArmTotals(5000, 90, 40, 400.0, 4000.0))
+    assert decide(few, goal)[0] == CampaignStatus.insufficient_data
+    enough = PromotionTotals(ArmTotals(5000, 100, 30, 300.0, 3000.0), ArmTotals(5000, 90, 40, 400.0, 4000.0))
+    assert decide(enough, goal)[0] != CampaignStatus.insufficient_data
