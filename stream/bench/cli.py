@@ -110,7 +110,7 @@ def bench(
 def decisions(
     runs: Annotated[
         int, typer.Option(help="simulated campaigns per scenario; Hillstrom replays half as many")
-    ] = 600,
+    ] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     hillstrom: Annotated[

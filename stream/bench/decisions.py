@@ -3,12 +3,16 @@ engine's continuous monitoring — a Monte-Carlo over campaigns with a known tru
 
 Monitoring cadence: the engine re-evaluates a promotion at every snapshot, once a second; at 100 exposures/s
 per promotion that is a look every `look_every` = 100 exposures, and every rule is applied at every look.
-Horizon: a campaign runs `horizon_factor` (4) × the exposures a fixed-horizon two-sided 5% test needs for
-80% power at the goal (`decisions_data.fixed_sample_size`): about 2.4 × of them let the anytime rule flag 90%
-of duds, so 4 × leaves it room, and an undecided run is counted as such.
+Horizon: a campaign runs `horizon_factor` (4) × n80, the exposures a fixed-horizon two-sided 5% test needs
+for 80% power at the goal (`decisions_data.fixed_sample_size`). With τ = the goal, the anytime interval
+excludes the goal from a dud's estimate after about n80 at the median (measured) and within ≈ 2.4 × n80 for
+90% of duds (normal approximation), so 4 × leaves it room; a run undecided at the horizon counts as such.
 Simulated campaigns (decisions_data.py): one conversion-like outcome, goal `goal` (absolute uplift), holdout
-share 0.1 and 0.5. Hillstrom (decisions_hillstrom.py): each e-mail against No E-Mail, goal = half the
-observed effect of each outcome, horizon capped at `hillstrom_cap`; its A/A twin has a goal of 0.
+share 0.1 and 0.5; the slow start ramps its effect over the first quarter of the horizon (≈ n80).
+Hillstrom (decisions_hillstrom.py): each e-mail against No E-Mail, goal = half the observed effect of each
+outcome, horizon 4 × the largest n80 of its outcomes capped at `hillstrom_cap`; its A/A twin has a goal of 0.
+"True uplift" (coverage) is the average effect over the treated exposures so far; coverage counts the looks
+from `min_per_arm` exposures per arm on (before them every rule says insufficient_data).
 Statistics come from cumulative sums through the vectorised mirrors of `stream.effects.sequential`
 (decisions_stats.py), the rules from decisions_rules.py, the tables and targets from decisions_report.py.
 """
@@ -39,7 +43,7 @@ DEFAULT_HILLSTROM = Path(__file__).resolve().parents[2].parent / "shared" / "dat
 
 @dataclass(frozen=True)
 class Config:
-    runs: int = 600
+    runs: int = 1000
     seed: int = 0
     goal: float = 0.01
     holdouts: tuple[float, ...] = (0.1, 0.5)
@@ -58,6 +62,7 @@ class Config:
 
 def _horizon(n80: float, cfg: Config, cap: int | None = None) -> int:
     n = cfg.horizon_factor * n80 if cap is None else min(cfg.horizon_factor * n80, cap)
+    n = min(n, 1e9)
     return max(1, math.ceil(n / cfg.look_every)) * cfg.look_every
 
 
@@ -99,6 +104,39 @@ def simulation(cfg: Config) -> list[dict[str, Any]]:
     return out
 
 
+def _replay(cfg: Config, p: hs.Pool, shift: np.ndarray, seed: int, runs: int) -> dict[str, Any]:
+    """One Hillstrom campaign: per outcome the rules' figures on the replay and on its A/A twin."""
+    effect, var, holdout = p.effect(), p.variance(), p.holdout
+    goals = effect / 2
+    pairs = zip(var, goals, strict=True)
+    n80 = [float(fixed_sample_size(v, holdout, abs(g))) if g else None for v, g in pairs]
+    horizon = _horizon(max((n for n in n80 if n), default=math.inf), cfg, cfg.hillstrom_cap)
+    rng = np.random.default_rng([cfg.seed, seed])
+    parts: dict[str, list[Any]] = {}
+    for chunk in _chunks(runs, horizon, cfg):
+        for key, s in hs.replay(rng, p, chunk, horizon, cfg.look_every).items():
+            outcome = key.split("/")[0]
+            goal = 0.0 if key.endswith("/aa") else float(goals[hs.OUTCOMES.index(outcome)])
+            res = outcomes(s, goal, tau_for(outcome, outcome, goal), cfg.alpha, cfg.min_per_arm,
+                           outcome != "revenue", ("model",))  # fmt: skip
+            parts.setdefault(key, []).append(res)
+    rows = []
+    for j, outcome in enumerate(hs.OUTCOMES):
+        real, aa = merge(parts[outcome]), merge(parts[f"{outcome}/aa"])
+        rows.append({
+            "outcome": outcome, "goal": float(goals[j]), "true_effect": float(effect[j]),
+            "mixing_scale": tau_for(outcome, outcome, float(goals[j])),
+            "mean_predicted_uplift": float(p.uplift[:, j].mean()),
+            "lin_shift_before_balancing": float(shift[j]),
+            "fixed_horizon_n80": None if (n := n80[j]) is None else round(n),
+            "rules": {r: summary(v, horizon, bool(effect[j] >= goals[j])) for r, v in real.items()},
+            "savings": _savings(real, horizon, ("model",)),
+            "aa": {r: summary(v, horizon, True) for r, v in aa.items()},
+        })  # fmt: skip
+    return {"campaign": f"{hs.CAMPAIGNS[p.name]} vs No E-Mail", "holdout": holdout,
+            "customers": len(p.treated), "horizon": horizon, "runs": runs, "outcomes": rows}  # fmt: skip
+
+
 def hillstrom(cfg: Config) -> dict[str, Any]:
     path = cfg.hillstrom
     if path is None or not path.is_file():
@@ -111,37 +149,9 @@ def hillstrom(cfg: Config) -> dict[str, Any]:
     campaigns = []
     for i, name in enumerate(hs.CAMPAIGNS):
         started = time.perf_counter()
-        p = hs.pool(data, predictions, name)
-        effect, var, holdout = p.effect(), p.variance(), p.holdout
-        goals = effect / 2
-        n80 = max(fixed_sample_size(v, holdout, g) for v, g in zip(var, goals, strict=True) if g > 0)
-        horizon = _horizon(n80, cfg, cfg.hillstrom_cap)
-        rng = np.random.default_rng([cfg.seed, 100 + i])
-        parts: dict[str, list[Any]] = {}
-        for chunk in _chunks(runs, horizon, cfg):
-            for key, s in hs.replay(rng, p, chunk, horizon, cfg.look_every).items():
-                outcome, aa = key.split("/")[0], key.endswith("/aa")
-                goal = 0.0 if aa else float(goals[hs.OUTCOMES.index(outcome)])
-                tau = tau_for(outcome, outcome, goal)
-                res = outcomes(s, goal, tau, cfg.alpha, cfg.min_per_arm, outcome != "revenue", ("model",))
-                parts.setdefault(key, []).append(res)
-        rows = []
-        for j, outcome in enumerate(hs.OUTCOMES):
-            real, aa = merge(parts[outcome]), merge(parts[f"{outcome}/aa"])
-            rows.append({
-                "outcome": outcome, "goal": float(goals[j]), "true_effect": float(effect[j]),
-                "mixing_scale": tau_for(outcome, outcome, float(goals[j])),
-                "mean_predicted_uplift": float(p.uplift[:, j].mean()),
-                "fixed_horizon_n80": int(round(fixed_sample_size(var[j], holdout, goals[j]))),
-                "rules": {r: summary(v, horizon, True) for r, v in real.items()},
-                "savings": _savings(real, horizon, ("model",)),
-                "aa": {r: summary(v, horizon, True) for r, v in aa.items()},
-            })  # fmt: skip
-        campaigns.append({"campaign": f"{hs.CAMPAIGNS[name]} vs No E-Mail", "holdout": holdout,
-                          "customers": len(p.treated), "horizon": horizon, "runs": runs,
-                          "outcomes": rows})  # fmt: skip
-        log.info("decisions: Hillstrom %s: %d runs x %d exposures in %.1f s", name, runs, horizon,
-                 time.perf_counter() - started)  # fmt: skip
+        campaigns.append(_replay(cfg, *hs.pool(data, predictions, name), 100 + i, runs))
+        log.info("decisions: Hillstrom %s: %d runs x %d exposures in %.1f s", name, runs,
+                 campaigns[-1]["horizon"], time.perf_counter() - started)  # fmt: skip
     return {"csv": str(path), "campaigns": campaigns}
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.effects.sequential import ArmCovariate
+from stream.bench.decisions_stats import ArmSums
 
 Array = np.ndarray
 Z80 = 1.959964 + 0.841621
@@ -72,10 +72,10 @@ class Sums:
     """One outcome's cumulative sums at every look, arrays (runs, looks), and what the rules need besides."""
 
     exposures: Array
-    treated: ArmCovariate
-    held: ArmCovariate
+    treated: ArmSums
+    held: ArmSums
     """Outcome sums per arm (n, Σy, Σy² in n, sy, syy; the x fields are unused)."""
-    cov: dict[str, tuple[ArmCovariate, ArmCovariate]] = field(default_factory=dict)
+    cov: dict[str, tuple[ArmSums, ArmSums]] = field(default_factory=dict)
     truth: Array | float = 0.0
     """The true uplift of the exposures so far (average effect over the treated ones)."""
     predicted_mean: Array | float = 0.0
@@ -109,13 +109,13 @@ def arm_sums(
     syy1 = sy1 if binary else cumulative(ay * y, look_every)
     n0 = exposures - n1
     nil = np.zeros_like(n1)
-    out = Sums(exposures, ArmCovariate(n1, nil, nil, sy1, syy1, nil),
-               ArmCovariate(n0, nil, nil, tot["y"] - sy1, tot["yy"] - syy1, nil))  # fmt: skip
+    out = Sums(exposures, ArmSums(n1, nil, nil, sy1, syy1, nil),
+               ArmSums(n0, nil, nil, tot["y"] - sy1, tot["yy"] - syy1, nil))  # fmt: skip
     for name, x in xs.items():
         ax = a * x
         sx, sxx, sxy = (cumulative(v, look_every) for v in (ax, ax * x, ax * y))
-        t = ArmCovariate(n1, sx, sxx, sy1, syy1, sxy)
-        h = ArmCovariate(n0, tot[name] - sx, tot[name + "2"] - sxx, tot["y"] - sy1, tot["yy"] - syy1,
+        t = ArmSums(n1, sx, sxx, sy1, syy1, sxy)
+        h = ArmSums(n0, tot[name] - sx, tot[name + "2"] - sxx, tot["y"] - sy1, tot["yy"] - syy1,
                          tot[name + "y"] - sxy)  # fmt: skip
         out.cov[name] = (t, h)
     return out

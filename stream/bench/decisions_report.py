@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -24,6 +25,12 @@ def _fa(rule: str, cases: list[tuple[str, float]], scope: str) -> dict[str, Any]
     where, worst = max(cases, key=lambda c: c[1])
     return {"target": f"{rule}: false-alert rate <= {FA_MAX} under continuous monitoring ({scope})",
             "value": worst, "worst": where, "pass": worst <= FA_MAX}  # fmt: skip
+
+
+def _z(saving: dict[str, Any]) -> float:
+    """The paired difference in standard errors (a difference with no spread counts at its sign)."""
+    diff, se = saving["paired_mean_difference"], saving["paired_se"]
+    return diff / se if se > 0 else float(np.sign(diff))
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -52,10 +59,12 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         cases = [(f"{s['scenario']} @ holdout {s['holdout']}", s["savings"][rule]) for s in sim]
         cases += [(f"Hillstrom {c} {o['outcome']}", o["savings"][rule]) for c, o in _hill_rows(result)
                   if rule in o["savings"]]  # fmt: skip
-        where, worst = max(cases, key=lambda c: c[1]["paired_mean_difference"] - 2 * c[1]["paired_se"])
+        where, worst = max(cases, key=lambda c: _z(c[1]))
         out.append({"target": f"{rule}: never more exposures to decision than {ANYTIME} beyond noise "
                               "(paired mean difference <= 2 SE)",
                     "value": worst["paired_mean_difference"], "worst": where,
+                    "detail": f"{worst['paired_mean_difference']:+,.0f} +- {worst['paired_se']:,.0f} "
+                              f"exposures, {worst['relative_difference']:+.2%} of the unadjusted mean",
                     "pass": not any(c[1]["more_beyond_noise"] for c in cases)})  # fmt: skip
     return out
 
@@ -72,6 +81,10 @@ def _n(v: float | None, decided: float | None = None) -> str:
 
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:+.1%}"
+
+
+def _share(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2%}"
 
 
 def simulation_table(result: dict[str, Any], holdout: float) -> Table:
@@ -91,7 +104,7 @@ def simulation_table(result: dict[str, Any], holdout: float) -> Table:
             t.add_row(s["scenario"], rule, _r(ever), _r(f["underperforming_at_end"]),
                       f"{_r(f['decided_share'])} {split}",
                       _n(f["median_exposures_to_decision"], f["decided_share"]), _r(f["coverage"]),
-                      _r(f.get("variance_removed")), _r(f["at_risk_share"]),
+                      _share(f.get("variance_removed")), _r(f["at_risk_share"]),
                       end_section=rule == list(s["rules"])[-1])  # fmt: skip
     return t
 
@@ -123,7 +136,7 @@ def hillstrom_table(result: dict[str, Any]) -> Table:
             for rule, f in o["rules"].items():
                 aa = o["aa"][rule]
                 t.add_row(c["campaign"], o["outcome"], f"{o['goal']:.4g}", f"{o['true_effect']:.4g}",
-                          f"{c['horizon']:,}", _r(removed), rule, _r(f["decided_share"]),
+                          f"{c['horizon']:,}", _share(removed), rule, _r(f["decided_share"]),
                           _n(f["median_exposures_to_decision"], f["decided_share"]), _r(f["coverage"]),
                           f"{_r(f['false_alert_rate'])} ({_r(f['zero_variance_alerts'])})",
                           _r(aa["false_alert_rate"]), _r(aa["coverage"]),
@@ -144,5 +157,6 @@ def show(result: dict[str, Any]) -> None:
         verdict = "PASS" if line["pass"] else "FAIL"
         zero = line.get("zero_variance_alerts")
         why = "" if not zero else f"; {zero:.3g} of its runs alerted on an interval of width 0"
+        why += f"; {line['detail']}" if "detail" in line else ""
         text = f"{verdict}  {line['target']}: {line['value']:.4g} (worst: {line['worst']}{why})"
-        console.print(text, highlight=False)
+        console.print(text, highlight=False, soft_wrap=True)

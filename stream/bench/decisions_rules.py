@@ -127,6 +127,7 @@ def saving(adjusted: dict[str, Array], plain: dict[str, Array], horizon: int) ->
         "median_adjusted": ma,
         "exposures_saved": None if ma is None or mp is None else 1.0 - ma / mp,
         "paired_mean_difference": float(np.mean(diff)),
+        "relative_difference": float(np.mean(diff) / np.mean(p)),
         "paired_se": se,
         "more_beyond_noise": bool(np.mean(diff) > 2.0 * se + 1e-9),
     }

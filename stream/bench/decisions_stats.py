@@ -8,14 +8,28 @@ each mirror equals its scalar original on random inputs. A missing estimate (the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from stream.effects.sequential import ALPHA, ArmCovariate
+from stream.effects.sequential import ALPHA
 
 Array = np.ndarray
 
 INSUFFICIENT, UNDECIDED, MEETING, UNDER = 0, 1, 2, 3
 """Status codes: insufficient_data; inconclusive (the old rule's on_track); meeting_goal; underperforming."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArmSums:
+    """`sequential.ArmCovariate` over arrays: one arm's n, Σx, Σx², Σy, Σy², Σxy at every look."""
+
+    n: Array
+    sx: Array
+    sxx: Array
+    sy: Array
+    syy: Array
+    sxy: Array
 
 
 def _f(a: object) -> Array:
@@ -63,8 +77,8 @@ def unadjusted(
     return np.where(empty, np.nan, uplift), np.where(empty, np.nan, variance)
 
 
-def slope_and_residual(a: ArmCovariate, binary: bool) -> tuple[Array, Array, Array]:
-    """`ArmCovariate.slope_and_residual` of an ArmCovariate whose fields are arrays."""
+def slope_and_residual(a: ArmSums, binary: bool) -> tuple[Array, Array, Array]:
+    """`ArmCovariate.slope_and_residual` over arrays."""
     n, sx, sxx, sy, syy, sxy = map(_f, (a.n, a.sx, a.sxx, a.sy, a.syy, a.sxy))
     var_x = sample_variance(sx, sxx, n)
     var_y = arm_variance(sy, syy, n, binary)
@@ -76,7 +90,7 @@ def slope_and_residual(a: ArmCovariate, binary: bool) -> tuple[Array, Array, Arr
     return beta, var_x, residual
 
 
-def adjusted(t: ArmCovariate, h: ArmCovariate, *, binary: bool) -> tuple[Array, Array]:
+def adjusted(t: ArmSums, h: ArmSums, *, binary: bool) -> tuple[Array, Array]:
     """`sequential.adjusted` as (uplift, variance) arrays; NaN with < 2 units in an arm."""
     n1, n0 = _f(t.n), _f(h.n)
     n = n1 + n0
