@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from stream.effects.report import DEFAULT_MIN_PURCHASES_PER_ARM
 from stream.errors import ConfigError
 from stream.settings import get_settings
 
@@ -120,15 +121,26 @@ def decisions(
             help="Hillstrom CSV (default: ../shared/data/hillstrom.csv from the repo; skipped if absent)",
         ),
     ] = None,
+    min_purchases: Annotated[
+        int,
+        typer.Option(
+            "--min-purchases",
+            help="a revenue goal is decided once each arm has this many exposures with a purchase "
+            "(LIFTSTREAM_DECISIONS__MIN_PURCHASES_PER_ARM of the worker)",
+        ),
+    ] = DEFAULT_MIN_PURCHASES_PER_ARM,
 ) -> None:
     """False alerts, duds flagged and exposures to decision of the old, anytime-valid and covariate-adjusted
     status rules, monitored continuously on simulated campaigns and on Hillstrom replayed as a campaign."""
     if runs < 2:
         raise ConfigError("--runs must be at least 2")
+    if min_purchases < 0:
+        raise ConfigError("--min-purchases must be at least 0")
     from stream.bench.decisions import DEFAULT_HILLSTROM, Config, run
     from stream.bench.decisions_report import show
 
-    result = run(Config(runs=runs, seed=seed, hillstrom=hillstrom or DEFAULT_HILLSTROM))
+    hillstrom = hillstrom or DEFAULT_HILLSTROM
+    result = run(Config(runs=runs, seed=seed, hillstrom=hillstrom, min_purchases=min_purchases))
     show(result)
     if json_out is not None:
         _write(json_out, result)

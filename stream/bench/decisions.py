@@ -11,8 +11,12 @@ Simulated campaigns (decisions_data.py): one conversion-like outcome, goal `goal
 share 0.1 and 0.5; the slow start ramps its effect over the first quarter of the horizon (≈ n80).
 Hillstrom (decisions_hillstrom.py): each e-mail against No E-Mail, goal = half the observed effect of each
 outcome, horizon 4 × the largest n80 of its outcomes capped at `hillstrom_cap`; its A/A twin has a goal of 0.
+Revenue (Hillstrom's spend): like `report.decide`, the anytime rules decide only once each arm also has
+`min_purchases` (default `report.DEFAULT_MIN_PURCHASES_PER_ARM`) exposures with a purchase, counted from the
+sums (`Sums.purchases`); the `previous` rule keeps its old clause-free wait.
 "True uplift" (coverage) is the average effect over the treated exposures so far; coverage counts the looks
-from `min_per_arm` exposures per arm on (before them every rule says insufficient_data).
+at which the rule may decide: from `min_per_arm` exposures per arm on (before them every rule says
+insufficient_data), and for the anytime rules on revenue from `min_purchases` purchases per arm on.
 Statistics come from cumulative sums through the vectorised mirrors of `stream.effects.sequential`
 (decisions_stats.py), the rules from decisions_rules.py, the tables and targets from decisions_report.py.
 """
@@ -33,7 +37,7 @@ from stream.bench import decisions_hillstrom as hs
 from stream.bench.decisions_data import SCENARIOS, World, fixed_sample_size, simulate
 from stream.bench.decisions_report import targets
 from stream.bench.decisions_rules import merge, outcomes, rule_name, saving, summary
-from stream.effects.report import DEFAULT_MIN_EXPOSURES_PER_ARM
+from stream.effects.report import DEFAULT_MIN_EXPOSURES_PER_ARM, DEFAULT_MIN_PURCHASES_PER_ARM
 from stream.effects.sequential import ALPHA, tau_for
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ class Config:
     horizon_factor: float = 4.0
     alpha: float = ALPHA
     min_per_arm: int = DEFAULT_MIN_EXPOSURES_PER_ARM
+    min_purchases: int = DEFAULT_MIN_PURCHASES_PER_ARM
+    """A revenue goal is decided once each arm has this many exposures with a purchase (`report.Policy`)."""
     world: World = field(default_factory=World)
     hillstrom: Path | None = DEFAULT_HILLSTROM
     hillstrom_runs: int | None = None
@@ -90,7 +96,8 @@ def simulation(cfg: Config) -> list[dict[str, Any]]:
             parts = []
             for runs in _chunks(cfg.runs, horizon, cfg):
                 sums = simulate(rng, w, sc, goal, goal or tau, runs, horizon, cfg.look_every, holdout)
-                parts.append(outcomes(sums, goal, tau, cfg.alpha, cfg.min_per_arm, True, MODELS))
+                parts.append(outcomes(sums, goal, tau, cfg.alpha, cfg.min_per_arm, True, MODELS,
+                                      cfg.min_purchases))  # fmt: skip
             result = merge(parts)
             out.append({
                 "holdout": holdout, "scenario": sc.name, "goal": goal, "true_effect": sc.effect * cfg.goal,
@@ -118,7 +125,7 @@ def _replay(cfg: Config, p: hs.Pool, shift: np.ndarray, seed: int, runs: int) ->
             outcome = key.split("/")[0]
             goal = 0.0 if key.endswith("/aa") else float(goals[hs.OUTCOMES.index(outcome)])
             res = outcomes(s, goal, tau_for(outcome, outcome, goal), cfg.alpha, cfg.min_per_arm,
-                           outcome != "revenue", ("model",))  # fmt: skip
+                           outcome != "revenue", ("model",), cfg.min_purchases)  # fmt: skip
             parts.setdefault(key, []).append(res)
     rows = []
     for j, outcome in enumerate(hs.OUTCOMES):

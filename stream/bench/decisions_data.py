@@ -80,6 +80,9 @@ class Sums:
     """The true uplift of the exposures so far (average effect over the treated ones)."""
     predicted_mean: Array | float = 0.0
     """Mean predicted uplift over the exposures so far (the old rule's model clause)."""
+    purchases: tuple[Array, Array] | None = None
+    """Per arm (treated, held), the exposures with a nonzero outcome so far — for revenue, those with a
+    purchase, which `report.decide` counts (`min_purchases_per_arm`); None for a binary outcome."""
 
 
 def cumulative(v: Array, look_every: int) -> Array:
@@ -89,9 +92,12 @@ def cumulative(v: Array, look_every: int) -> Array:
 
 
 def totals(y: Array, xs: dict[str, Array], look_every: int, binary: bool) -> dict[str, Array]:
-    """The arm-blind cumulative sums: Σy, Σy² and per covariate Σx, Σx², Σxy."""
+    """The arm-blind cumulative sums: Σy, Σy², for a non-binary outcome the count of nonzero outcomes (`k`),
+    and per covariate Σx, Σx², Σxy."""
     c = {"y": cumulative(y, look_every)}
     c["yy"] = c["y"] if binary else cumulative(y * y, look_every)
+    if not binary:
+        c["k"] = cumulative((y != 0).astype(np.float32), look_every)
     for name, x in xs.items():
         c[name] = cumulative(x, look_every)
         c[name + "2"] = cumulative(x * x, look_every)
@@ -102,7 +108,8 @@ def totals(y: Array, xs: dict[str, Array], look_every: int, binary: bool) -> dic
 def arm_sums(
     a: Array, y: Array, xs: dict[str, Array], tot: dict[str, Array], look_every: int, binary: bool
 ) -> Sums:
-    """Per-arm sums from the indicator `a` (0/1) and the arm-blind totals (holdout = total − treated)."""
+    """Per-arm sums from the indicator `a` (0/1) and the arm-blind totals (holdout = total − treated); for a
+    non-binary outcome also each arm's count of nonzero outcomes (`Sums.purchases`)."""
     exposures = look_every * np.arange(1, tot["y"].shape[1] + 1, dtype=np.float64)
     ay = a * y
     n1, sy1 = cumulative(a, look_every), cumulative(ay, look_every)
@@ -111,6 +118,9 @@ def arm_sums(
     nil = np.zeros_like(n1)
     out = Sums(exposures, ArmSums(n1, nil, nil, sy1, syy1, nil),
                ArmSums(n0, nil, nil, tot["y"] - sy1, tot["yy"] - syy1, nil))  # fmt: skip
+    if not binary:
+        k1 = cumulative(a * (y != 0), look_every)
+        out.purchases = (k1, tot["k"] - k1)
     for name, x in xs.items():
         ax = a * x
         sx, sxx, sxy = (cumulative(v, look_every) for v in (ax, ax * x, ax * y))

@@ -45,6 +45,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         hill = [(f"{'A/A ' if aa else ''}{camp} {o['outcome']}", o[key][rule]["false_alert_rate"])
                 for camp, o in _hill_rows(result) if rule in o["rules"]
                 for aa, key in ((False, "rules"), (True, "aa"))]  # fmt: skip
+        hill = [c for c in hill if c[1] is not None]  # an effect below its goal (negative) has no false alert
         if hill:
             line = _fa(rule, hill, "Hillstrom and its A/A")
             worst = next(o[k][rule] for c, o in _hill_rows(result) for k in ("rules", "aa")
@@ -124,11 +125,12 @@ def savings_table(result: dict[str, Any]) -> Table:
 
 
 def hillstrom_table(result: dict[str, Any]) -> Table:
+    purchases = result["meta"].get("min_purchases")
     t = Table(title="Hillstrom replayed as campaigns (goal = half the observed effect; A/A: labels permuted, "
-                    "goal 0)")  # fmt: skip
+                    f"goal 0; anytime rules decide revenue from {purchases} purchases per arm)")  # fmt: skip
     for col in ("campaign", "outcome", "goal", "effect", "horizon", "var removed", "rule", "decided",
-                "median exposures to decision", "coverage", "false alerts (at var 0)", "A/A false alerts",
-                "A/A coverage"):  # fmt: skip
+                "median exposures to decision", "coverage (missed above / below)", "false alerts (at var 0)",
+                "A/A false alerts", "A/A coverage"):  # fmt: skip
         t.add_column(col, justify="left" if col in ("campaign", "outcome", "rule") else "right")
     for c in result["hillstrom"]["campaigns"]:
         for o in c["outcomes"]:
@@ -137,7 +139,9 @@ def hillstrom_table(result: dict[str, Any]) -> Table:
                 aa = o["aa"][rule]
                 t.add_row(c["campaign"], o["outcome"], f"{o['goal']:.4g}", f"{o['true_effect']:.4g}",
                           f"{c['horizon']:,}", _share(removed), rule, _r(f["decided_share"]),
-                          _n(f["median_exposures_to_decision"], f["decided_share"]), _r(f["coverage"]),
+                          _n(f["median_exposures_to_decision"], f["decided_share"]),
+                          f"{_r(f['coverage'])} ({_r(f.get('interval_above_truth'))} / "
+                          f"{_r(f.get('interval_below_truth'))})",
                           f"{_r(f['false_alert_rate'])} ({_r(f['zero_variance_alerts'])})",
                           _r(aa["false_alert_rate"]), _r(aa["coverage"]),
                           end_section=rule == list(o["rules"])[-1])  # fmt: skip

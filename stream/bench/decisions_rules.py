@@ -5,7 +5,9 @@
 - `anytime`: the anytime-valid interval of the difference of means (`sequential.unadjusted` + `half_width`);
 - `anytime+covariate`: the same on Lin's adjusted estimate with the model's prediction
   (`sequential.adjusted`), once per model variant the campaign carries (`anytime+covariate (useless)`, ...).
-All rules wait for `min_per_arm` exposures in each arm (`insufficient_data` before).
+All rules wait for `min_per_arm` exposures in each arm (`insufficient_data` before); on revenue the anytime
+rules, like `report.decide`, also wait for `min_purchases` exposures with a purchase in each arm (the
+`previous` rule never had that clause).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from stream.bench import decisions_stats as st
 from stream.bench.decisions_data import Sums
+from stream.effects.report import DEFAULT_MIN_PURCHASES_PER_ARM
 
 Array = np.ndarray
 MAIN_MODEL = "model"
@@ -33,6 +36,7 @@ def _per_run(
     first = decided.argmax(axis=1)
     rows = np.arange(status.shape[0])
     truth = np.broadcast_to(s.truth, status.shape)
+    above, below = (low > truth) & enough, (high < truth) & enough
     covers = (low <= truth) & (truth <= high)
     return {
         "ever_under": (status == st.UNDER).any(axis=1),
@@ -41,18 +45,31 @@ def _per_run(
         "decided_at": np.where(has, s.exposures[first], np.inf),
         "first": np.where(has, status[rows, first], st.UNDECIDED),
         "covered": (covers | ~enough).all(axis=1),
+        "above_truth": above.any(axis=1),
+        "below_truth": below.any(axis=1),
         "at_risk": np.zeros(status.shape[0], bool) if at_risk is None else at_risk.any(axis=1),
     }
 
 
 def outcomes(
-    s: Sums, goal: float, tau: float, alpha: float, min_per_arm: int, binary: bool, models: Sequence[str]
+    s: Sums,
+    goal: float,
+    tau: float,
+    alpha: float,
+    min_per_arm: int,
+    binary: bool,
+    models: Sequence[str],
+    min_purchases: int = DEFAULT_MIN_PURCHASES_PER_ARM,
 ) -> dict[str, dict[str, Array]]:
-    """Per rule: per-run arrays (see `_per_run`). Anytime rules add `zero_variance_alert` (underperforming at
-    a look whose estimate has variance 0, e.g. revenue before any purchase: an interval of width 0), covariate
-    rules `removed`, the variance the adjustment removes at the last look, 1 − Var_adj/Var_unadj."""
+    """Per rule: per-run arrays (see `_per_run`; a rule's coverage counts the looks at which it may decide).
+    Anytime rules add `zero_variance_alert` (underperforming at a look whose estimate has variance 0, e.g.
+    revenue before any purchase: an interval of width 0), covariate rules `removed`, the variance the
+    adjustment removes at the last look, 1 − Var_adj/Var_unadj. A non-binary outcome needs `s.purchases`."""
     t, h = s.treated, s.held
-    enough = np.minimum(t.n, h.n) >= min_per_arm
+    enough = st.enough(t.n, h.n, min_per_arm)
+    if not binary and s.purchases is None:
+        raise ValueError("a non-binary outcome needs its per-arm purchase counts (Sums.purchases)")
+    decidable = st.enough(t.n, h.n, min_per_arm, None if binary else s.purchases, min_purchases)
     if binary:
         d, low, high = st.proportion_diff(t.sy, t.n, h.sy, h.n, 1.96)
     else:
@@ -69,9 +86,9 @@ def outcomes(
     warn = (s.exposures >= min_per_arm) & (predicted < goal)
     for rule, (d, v) in estimates.items():
         w = st.half_width(v, tau, alpha)
-        status = st.status(d - w, d + w, enough, goal)
+        status = st.status(d - w, d + w, decidable, goal)
         at_risk = warn & (status <= st.UNDECIDED)
-        out[rule] = _per_run(status, d - w, d + w, s, enough, at_risk)
+        out[rule] = _per_run(status, d - w, d + w, s, decidable, at_risk)
         out[rule]["zero_variance_alert"] = ((status == st.UNDER) & (v <= 0.0)).any(axis=1)
         if rule != "anytime":
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -95,7 +112,10 @@ def _median(v: Array) -> float | None:
 
 def summary(runs: dict[str, Array], horizon: int, good: bool | None) -> dict[str, float | None]:
     """One rule's figures over the runs of one scenario. `good`: True when the true effect is ≥ the goal
-    (an `underperforming` status is a false alert), False for a dud, None when neither applies."""
+    (an `underperforming` status is a false alert), False for a dud, None when neither applies.
+    `interval_above_truth` / `interval_below_truth`: the share of runs whose interval, at some counted look,
+    lies wholly above the true uplift (lower bound > truth) / wholly below it (upper bound < truth) — the two
+    sides of 1 − coverage (a run can miss on both)."""
     decided = np.isfinite(runs["decided_at"])
     out: dict[str, float | None] = {
         "false_alert_rate": _rate(runs["ever_under"]) if good else None,
@@ -108,6 +128,8 @@ def summary(runs: dict[str, Array], horizon: int, good: bool | None) -> dict[str
         "underperforming_share": _rate(runs["first"] == st.UNDER),
         "median_exposures_to_decision": _median(runs["decided_at"]),
         "coverage": _rate(runs["covered"]),
+        "interval_above_truth": _rate(runs["above_truth"]),
+        "interval_below_truth": _rate(runs["below_truth"]),
         "at_risk_share": _rate(runs["at_risk"]),
     }
     if "removed" in runs:

@@ -130,6 +130,21 @@ def proportion_diff(k1: object, n1: object, k0: object, n0: object, z: float) ->
     return d, d - np.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
 
 
+def enough(
+    n1: object,
+    n0: object,
+    min_exposures: int,
+    purchases: tuple[object, object] | None = None,
+    min_purchases: int = 0,
+) -> Array:
+    """`report.decide`'s `enough`: both arms have `min_exposures` exposures and, for a revenue goal
+    (`purchases` given: each arm's exposures with a purchase), `min_purchases` purchases."""
+    out = np.minimum(_f(n1), _f(n0)) >= min_exposures
+    if purchases is not None:
+        out = out & (np.minimum(_f(purchases[0]), _f(purchases[1])) >= min_purchases)
+    return out
+
+
 def status(low: Array, high: Array, enough: Array, goal: float) -> Array:
     """`report.decide`'s status from the decision interval at every look (codes above)."""
     out = np.full(np.shape(low), UNDECIDED, dtype=np.int8)

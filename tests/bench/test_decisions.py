@@ -12,14 +12,16 @@ from typer.testing import CliRunner
 from stream.bench import cli
 from stream.bench import decisions_stats as st
 from stream.bench.decisions import Config, run
-from stream.bench.decisions_data import World
+from stream.bench.decisions_data import Sums, World, arm_sums, totals
 from stream.bench.decisions_hillstrom import SEGMENTS
 from stream.bench.decisions_report import show
+from stream.bench.decisions_rules import outcomes
 from stream.effects import report, sequential
 from stream.effects.aggregate import ArmTotals, PromotionTotals
 from stream.effects.sequential import ArmCovariate
 from stream.errors import ConfigError
 from stream.events.models import CampaignStatus, Outcome, PromotionGoal
+from stream.scoring.signature import OUTCOMES
 
 pytestmark = pytest.mark.unit
 
@@ -93,30 +95,106 @@ def test_newcombe_equals_the_report_one() -> None:
             _same(a, b)
 
 
+def _revenue_arm(small: bool) -> tuple[tuple[float, ...], int]:
+    """Random revenue sums of one arm (as `_arm`) and its purchases, either side of the purchase threshold."""
+    n = int(RNG.integers(0, 4)) if small else int(RNG.integers(2, 3000))
+    x = RNG.uniform(0, 2, n)
+    bought = RNG.random(n) < RNG.choice([0.005, 0.015, 0.03, 0.1])
+    y = np.where(bought, RNG.exponential(20, n), 0.0)
+    return (float(n), x.sum(), (x * x).sum(), y.sum(), (y * y).sum(), (x * y).sum()), int(bought.sum())
+
+
+def _decided_alike(outcome: Outcome, goal: float, t: tuple[float, ...], h: tuple[float, ...],
+                   purchases: tuple[int, int] | None) -> CampaignStatus:  # fmt: skip
+    """Asserts that the vectorised status equals `report.decide`'s on the same totals; returns the latter."""
+    binary = purchases is None
+    i = 1 + sequential.MOMENTS * OUTCOMES.index(outcome.value)
+    block = [[a[0]] + [0.0] * len(OUTCOMES) * sequential.MOMENTS for a in (t, h)]
+    for b, a in zip(block, (t, h), strict=True):
+        b[i : i + sequential.MOMENTS] = a[1:]
+    if binary:
+        arms = [ArmTotals(int(a[0]), 0, int(a[3])) for a in (t, h)]
+    else:
+        arms = [ArmTotals(int(a[0]), 0, k, a[3], a[4]) for a, k in zip((t, h), purchases or (), strict=True)]
+    totals = PromotionTotals(
+        arms[0], arms[1], scored_treatment=tuple(block[0]), scored_holdout=tuple(block[1])
+    )
+    status, _, _ = report.decide(totals, PromotionGoal(outcome=outcome, target_uplift=goal))
+    tau = sequential.tau_for(outcome.value, outcome.value, goal)
+    if min(t[0], h[0]) >= report.DEFAULT_MIN_EXPOSURES_PER_ARM:
+        d, v = st.adjusted(st.ArmSums(*np.array(t)), st.ArmSums(*np.array(h)), binary=binary)
+    else:
+        d, v = st.unadjusted(t[0], t[3], t[4], h[0], h[3], h[4], binary=binary)
+    w = st.half_width(v, tau)
+    enough = st.enough(t[0], h[0], report.DEFAULT_MIN_EXPOSURES_PER_ARM, purchases,
+                       report.DEFAULT_MIN_PURCHASES_PER_ARM)  # fmt: skip
+    got = st.status(np.atleast_1d(d - w), np.atleast_1d(d + w), np.atleast_1d(enough), goal)
+    assert got[0] == CODES[status]
+    return status
+
+
 def test_status_matches_report_decide() -> None:
     """The vectorised status equals `report.decide` on the same totals (covariate-adjusted once scored)."""
     seen = set()
     for i in range(300):
         goal = float(RNG.choice([0.0, 0.005, 0.02, -0.01]))
         t, h = _arm(True, i % 9 == 0), _arm(True, i % 11 == 0)
-        sums = [st.ArmSums(*np.array(a)) for a in (t, h)]
-        block = [(a[0], 0.0, 0.0, 0.0, 0.0, 0.0, *a[1:], 0.0, 0.0, 0.0, 0.0, 0.0) for a in (t, h)]
-        totals = PromotionTotals(
-            ArmTotals(int(t[0]), 0, int(t[3])), ArmTotals(int(h[0]), 0, int(h[3])),
-            scored_treatment=block[0], scored_holdout=block[1],
-        )  # fmt: skip
-        status, _, _ = report.decide(totals, PromotionGoal(outcome=Outcome.conversion, target_uplift=goal))
-        tau = sequential.tau_for("conversion", "conversion", goal)
-        if min(t[0], h[0]) >= report.DEFAULT_MIN_EXPOSURES_PER_ARM:
-            d, v = st.adjusted(*sums, binary=True)
-        else:
-            d, v = st.unadjusted(t[0], t[3], t[3], h[0], h[3], h[3], binary=True)
-        w = st.half_width(v, tau)
-        enough = np.array(min(t[0], h[0]) >= report.DEFAULT_MIN_EXPOSURES_PER_ARM)
-        got = st.status(np.atleast_1d(d - w), np.atleast_1d(d + w), np.atleast_1d(enough), goal)
-        assert got[0] == CODES[status]
-        seen.add(status)
+        seen.add(_decided_alike(Outcome.conversion, goal, t, h, None))
     assert len(seen) >= 3
+
+
+def test_revenue_status_matches_report_decide_on_either_side_of_the_purchase_rule() -> None:
+    """On revenue `report.decide` waits for `min_purchases_per_arm` purchases in each arm; the vectorised
+    status too: insufficient_data with enough exposures but too few purchases, decided above them."""
+    k_min, n_min = report.DEFAULT_MIN_PURCHASES_PER_ARM, report.DEFAULT_MIN_EXPOSURES_PER_ARM
+    few, decided, seen = 0, 0, set()
+    for i in range(600):
+        goal = float(RNG.choice([0.0, 0.1, 0.5, -0.3]))
+        (t, kt), (h, kh) = _revenue_arm(i % 9 == 0), _revenue_arm(i % 11 == 0)
+        status = _decided_alike(Outcome.revenue, goal, t, h, (kt, kh))
+        seen.add(status)
+        if min(t[0], h[0]) >= n_min and min(kt, kh) < k_min:
+            assert status is CampaignStatus.insufficient_data
+            few += 1
+        elif min(kt, kh) >= k_min and status is not CampaignStatus.insufficient_data:
+            decided += 1
+    assert few >= 20 and decided >= 20 and len(seen) == 4
+    # at the threshold exactly: k_min - 1 purchases in one arm is not enough, k_min is
+    y = np.r_[np.full(k_min, 40.0), np.zeros(1000 - k_min)]
+    arm = (1000.0, 0.0, 0.0, y.sum(), (y * y).sum(), 0.0)
+    below = (1000.0, 0.0, 0.0, y.sum() - 40.0, (y * y).sum() - 1600.0, 0.0)
+    insufficient, under = CampaignStatus.insufficient_data, CampaignStatus.underperforming
+    assert _decided_alike(Outcome.revenue, 10.0, arm, below, (k_min, k_min - 1)) is insufficient
+    assert _decided_alike(Outcome.revenue, 10.0, arm, arm, (k_min, k_min)) is under
+
+
+def test_revenue_sums_count_purchases_per_arm() -> None:
+    """`arm_sums` of a non-binary outcome counts each arm's exposures with a nonzero outcome at every look,
+    and the anytime rules say insufficient_data until each arm has `min_purchases` of them."""
+    runs, horizon, every = 4, 2000, 100
+    a = (RNG.random((runs, horizon)) < 0.5).astype(float)
+    y = np.where(RNG.random((runs, horizon)) < 0.02, RNG.exponential(30, (runs, horizon)), 0.0)
+    x = {"model": RNG.uniform(0, 2, (runs, horizon))}
+    s = arm_sums(a, y, x, totals(y, x, every, False), every, False)
+    assert s.purchases is not None
+    bought = (y != 0).reshape(runs, horizon // every, every)
+    arm = a.reshape(runs, horizon // every, every)
+    np.testing.assert_array_equal(s.purchases[0], (bought * arm).sum(axis=2).cumsum(axis=1))
+    np.testing.assert_array_equal(s.purchases[1], (bought * (1 - arm)).sum(axis=2).cumsum(axis=1))
+    yb = (RNG.random(a.shape) < 0.1).astype(float)
+    assert arm_sums(a, yb, {}, totals(yb, {}, every, True), every, True).purchases is None
+    tau = sequential.tau_for("revenue", "revenue", 0.1)
+    k = np.minimum(*s.purchases)
+    for threshold in (0, 5, 10_000):
+        res = outcomes(s, 0.1, tau, 0.05, 50, False, ("model",), threshold)
+        for rule in ("anytime", "anytime+covariate"):
+            decided_at = res[rule]["decided_at"]
+            first = np.argmax(k >= threshold, axis=1)
+            reached = (k >= threshold).any(axis=1)
+            assert np.all(~np.isfinite(decided_at[~reached]))
+            assert np.all(decided_at[reached] >= s.exposures[first[reached]])
+    with pytest.raises(ValueError, match="purchase"):
+        outcomes(Sums(s.exposures, s.treated, s.held), 0.1, tau, 0.05, 50, False, (), 30)
 
 
 def test_previous_rule() -> None:
@@ -195,7 +273,7 @@ def _app() -> typer.Typer:
 def test_decisions_help_renders() -> None:
     result = CliRunner().invoke(_app(), ["bench", "decisions", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for option in ("--runs", "--json", "--seed", "--hillstrom"):
+    for option in ("--runs", "--json", "--seed", "--hillstrom", "--min-purchases"):
         assert option in result.output
     result = CliRunner().invoke(_app(), ["bench", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "decisions" in result.output and "--events" in result.output
@@ -203,4 +281,14 @@ def test_decisions_help_renders() -> None:
 
 def test_decisions_rejects_too_few_runs() -> None:
     result = CliRunner().invoke(_app(), ["bench", "decisions", "--runs", "1"])
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_min_purchases_option_defaults_to_the_engine_policy() -> None:
+    default = report.DEFAULT_MIN_PURCHASES_PER_ARM
+    assert Config().min_purchases == default == report.Policy().min_purchases_per_arm
+    result = CliRunner().invoke(_app(), ["bench", "decisions", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "--min-purchases" in result.output and f"default: {default}" in result.output
+    result = CliRunner().invoke(_app(), ["bench", "decisions", "--min-purchases", "-1"])
     assert isinstance(result.exception, ConfigError)
