@@ -58,11 +58,6 @@ def half_width(variance: float, tau: float, alpha: float = ALPHA) -> float:
     return math.sqrt(variance * (1.0 + 1.0 / r) * (math.log1p(r) + 2.0 * math.log(1.0 / alpha)))
 
 
-def fixed_half_width(variance: float, z: float = 1.96) -> float:
-    """The fixed-horizon interval's half-width, valid at one planned look only."""
-    return z * math.sqrt(max(variance, 0.0))
-
-
 def tau_for(outcome: str, goal_outcome: str, target_uplift: float) -> float:
     if outcome == goal_outcome and target_uplift != 0.0:
         return abs(target_uplift)
