@@ -21,7 +21,7 @@ def demo(
     ] = 60.0,
     rate: Annotated[
         float, typer.Option("--rate", envvar="LIFTSTREAM_DEMO_RATE", help="events per second of live traffic")
-    ] = 500.0,
+    ] = 1000.0,
 ) -> None:
     """The whole product on this machine: local stack, model, worker, live traffic, monitor, report."""
     if not 5 <= duration <= 3600:
@@ -33,11 +33,12 @@ def demo(
     console = Console()
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated demo cleans up like a Ctrl-C'd one
     try:
-        path = run_demo(get_settings(), duration, rate, console)
+        page, data = run_demo(get_settings(), duration, rate, console)
     except KeyboardInterrupt:
         console.print("interrupted: everything the demo started has been stopped")
         raise typer.Exit(130) from None
-    console.print(f"report: {path}")
+    console.print(f"report: {page}", soft_wrap=True)
+    console.print(f"report-json: {data}", soft_wrap=True)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

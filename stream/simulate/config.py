@@ -45,8 +45,8 @@ class SimConfig:
     # Overrides for every promotion (None: drawn per promotion as usual; the draws stay the same either way).
     goal_outcome: str | None = None  # "visit", "conversion" or "revenue"
     holdout_fraction: float | None = None  # in (0, 1)
-    # An exposure's outcome session (its visit, if any) starts within this many seconds after it; None: anywhere
-    # in the attribution window. Only the timing moves, so the truth (chances within the window) is the same.
+    # An exposure's outcome session (its visit, if any) starts within this many seconds after it; None:
+    # anywhere in the attribution window. Only the timing moves: the truth (chances within the window) stays.
     response_s: int | None = None
 
     def __post_init__(self) -> None:

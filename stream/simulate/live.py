@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,7 @@ from stream.errors import ConfigError
 from stream.settings import Settings
 from stream.simulate.config import SimConfig, stage_rng
 from stream.simulate.emission import Message, arrival_order, with_malformed
-from stream.simulate.history_mode import simulate
+from stream.simulate.history_mode import Simulation, simulate
 from stream.simulate.kafka_out import (
     BATCH,
     Pacer,
@@ -46,11 +47,16 @@ class LiveStats:
 
 def live_messages(config: SimConfig, now: datetime) -> list[Message]:
     """Every message of the world, in the order live mode sends them, timed to end at `now`."""
+    return live_simulation(config, now)[1]
+
+
+def live_simulation(config: SimConfig, now: datetime) -> tuple[Simulation, list[Message]]:
+    """The world timed to end at `now` (with its ground truth) and its messages in live order."""
     shifted = now.astimezone(UTC) - timedelta(milliseconds=config.span_ms)
     start = shifted.replace(microsecond=shifted.microsecond // 1000 * 1000)
     sim = simulate(replace(config, start=start))
     ordered = arrival_order(stage_rng(config.seed, "arrival"), config, sim.messages())
-    return with_malformed(stage_rng(config.seed, "malformed"), config.malformed_rate, ordered)
+    return sim, with_malformed(stage_rng(config.seed, "malformed"), config.malformed_rate, ordered)
 
 
 async def produce_live(
@@ -62,18 +68,21 @@ async def produce_live(
     duration_s: float | None = None,
     on_progress: ProgressCallback | None = None,
     now: datetime | None = None,
+    messages: Sequence[Message] | None = None,
 ) -> LiveStats:
     """Produces the simulated world to the input topics of `target` (Settings, or a bootstrap `host:port`).
 
     Stops after `events` messages (malformed ones included) or `duration_s` seconds, whichever is given,
-    else when the world is exhausted. The seed and the malformed rate come from `config`.
+    else when the world is exhausted. The seed and the malformed rate come from `config`. `messages`, from
+    `live_simulation(config, now)`, saves simulating the world again when the caller already has it.
     """
     if events is not None and duration_s is not None:
         raise ConfigError("give either a number of events or a duration, not both")
     if (events is not None and events < 1) or (duration_s is not None and duration_s <= 0):
         raise ConfigError("events and duration must be positive")
     settings = resolve_settings(target)
-    messages = live_messages(config, now or datetime.now(UTC))
+    if messages is None:
+        messages = live_messages(config, now or datetime.now(UTC))
     if events is not None and events > len(messages):
         raise ConfigError(f"the simulated world holds {len(messages)} messages; raise --users or --days")
     limit = events if events is not None else len(messages)
