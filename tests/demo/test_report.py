@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from stream.demo.collect import Outputs
-from stream.demo.report import checks, promotion_summaries, report_data, status_changes, summary, write_report
+from stream.demo.decisions import checks, promotion_summaries, report_data, status_changes, summary
+from stream.demo.report import write_report
 from stream.demo.run import DEFAULT_EVENTS, MAX_WORLD_USERS, WORLD_USERS, live_world, run_settings, worker_env
 from stream.demo.truth import sent_exposure_ids, true_uplifts
 from stream.history import TruthRow
