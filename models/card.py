@@ -58,6 +58,14 @@ def _data_table(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _adaptation(hyper: dict[str, Any]) -> str:
+    rank = hyper.get("lora_rank")
+    if not rank:
+        return "fully fine-tuned"
+    targets = "/".join(hyper.get("lora_targets", []))
+    return f"LoRA rank {rank}, alpha {_num(hyper.get('lora_alpha'))} on {targets}, merged for serving"
+
+
 def render_card(meta: dict[str, Any], version: int) -> str:
     data = meta.get("data", {})
     hyper = meta.get("hyper_parameters", {})
@@ -69,7 +77,7 @@ def render_card(meta: dict[str, Any], version: int) -> str:
         f"- training run: `{meta.get('version', '?')}`, created {meta.get('created_at', '?')}, "
         f"seed {meta.get('seed')}",
         f"- formulation: {meta.get('formulation', '?')}",
-        "- models: `promo_encoder` (all-MiniLM-L6-v2, fine-tuned, projected to a "
+        f"- models: `promo_encoder` (all-MiniLM-L6-v2, {_adaptation(hyper)}, projected to a "
         f"{hyper.get('promo_dim', '?')}-dim promotion vector) and `effect_scorer` (MLP, hidden "
         f"{hyper.get('hidden', '?')}), TorchScript, served by Triton",
         f"- inputs: {len(features.get('user_features', []))} user features, "

@@ -2,7 +2,8 @@
 
 REPO/<model>/config.pbtxt        libtorch on GPU (rewritten by each export, unchanged unless the signature is)
 REPO/<model>/configs/cpu.pbtxt   the CPU twin: python backend, same tensors and batching
-REPO/<model>/<v>/model.pt        TorchScript, checked against the eager model before it is published
+REPO/<model>/<v>/model.pt        TorchScript (the encoder's LoRA merged into its weights), checked against
+                                 the eager (unmerged) model before it is published
 REPO/<model>/<v>/model.py        the twin's python-backend entry point (a copy of models/twin.py)
 REPO/effect_scorer/<v>/reference.json, model_card.md    drift reference statistics, model card
 
@@ -26,7 +27,7 @@ import torch
 
 from models import twin
 from models.card import render_card
-from models.nets import load_model
+from models.nets import load_model, merge_lora
 from models.pbtxt import SPECS, ServingSpec, render
 from stream.drift.reference import build_reference, save_reference
 from stream.errors import ModelError
@@ -93,9 +94,15 @@ def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...],
 
 
 def pinned_devices(scripted: torch.jit.ScriptModule) -> list[str]:
-    """TorchScript lines that create or move a tensor to a fixed device (tracing records `x.device` so)."""
+    """TorchScript lines that create or move a tensor to a fixed device (tracing records `x.device` so).
+
+    Both views: the Python-like code of every submodule and the inlined graph, where such a device is a
+    `Device = prim::Constant[value="cpu"]` feeding aten::to, aten::arange and the like.
+    """
     codes = (getattr(sub, "code", "") for _, sub in scripted.named_modules())  # unused submodules have none
-    return [line.strip() for code in codes for line in code.splitlines() if 'torch.device("' in line]
+    in_code = [line.strip() for code in codes for line in code.splitlines() if 'torch.device("' in line]
+    graph = str(scripted.inlined_graph).splitlines()
+    return in_code + [line.strip() for line in graph if ": Device = prim::Constant" in line]
 
 
 def verify(
@@ -136,6 +143,9 @@ def export_model(model_dir: Path, repo: Path, version: int | None = None) -> Exp
         sig.SCORER: (scorer, scorer_examples(rng, user[:8], attrs[:8]),
                      [scorer_examples(rng, user[:1], attrs[:1]), scorer_examples(rng, user, attrs)]),
     }
+    # The served graph is the plain backbone with W + scale·BA in place of each adapted W: no LoRA ops,
+    # the same shape as a fully fine-tuned encoder's. It is verified against the unmerged model.
+    served = {name: merge_lora(module) for name, (module, _, _) in modules.items()}
     repo.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=repo.parent))
     try:
@@ -143,7 +153,7 @@ def export_model(model_dir: Path, repo: Path, version: int | None = None) -> Exp
             names = tuple(t.name for t in SPECS[name].inputs)
             out = staging / name
             out.mkdir()
-            traced = trace(module, example, checks, names)
+            traced = trace(served[name], example, checks, names)
             pinned = pinned_devices(traced)
             if pinned:
                 # The CPU twin serves it, but libtorch on a GPU would mix CPU and CUDA tensors and fail.

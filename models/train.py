@@ -1,8 +1,9 @@
 """Training: fine-tune the promotion encoder and train the effect scorer end to end on a Dataset.
 
+The encoder's backbone is frozen and adapted with LoRA (rank `lora_rank`; 0 fine-tunes every weight).
 Each mini-batch encodes only the promotions it contains (a history has few) and gathers their vectors
 per row; the objective is in models/objective.py. Validation scores an exponential moving average of
-the weights, and early stopping keeps the epoch whose average has the best validation Qini.
+the trainable weights, and early stopping keeps the epoch whose average has the best validation Qini.
 """
 
 from __future__ import annotations
@@ -18,19 +19,20 @@ from typing import cast
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from models.dataset import Dataset, arm_weights, split_by_user
 from models.metrics import qini_coefficient
-from models.modeldir import write_model_dir
+from models.modeldir import hyper_parameters, write_model_dir
 from models.nets import (
     EffectScorer,
     PromoEncoder,
     PromoTokens,
     build_model,
     load_tokenizer,
+    load_trainable,
     predict,
     tokens_for,
+    trainable_state,
 )
 from models.objective import PooledCache, batch_loss, prepare_scorer
 from stream.errors import ConfigError
@@ -46,13 +48,17 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 1024
     lr: float = 1e-3
-    backbone_lr: float = 3e-5
+    lora_rank: int = 8  # 0: no adapters, every backbone weight trains (at backbone_lr)
+    lora_alpha: float = 16.0  # the update is scaled by alpha / rank
+    lora_targets: tuple[str, ...] = ("query", "value")  # Linear layers of each transformer layer (add_lora)
+    lora_lr: float = 5e-4  # adapters start at zero and need larger steps than pretrained weights
+    backbone_lr: float = 3e-5  # full fine-tuning only (lora_rank 0)
     weight_decay: float = 1e-4
     hidden: tuple[int, ...] = (128, 64)
     dropout: float = 0.1
     uplift_l2: float = 10.0  # weight of the effect-heterogeneity penalty (docs/model.md: Formulation)
     outcome_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
-    backbone_every: int = 4  # steps per backbone update (see PooledCache)
+    backbone_every: int = 4  # steps per adapter update (see PooledCache)
     ema_decay: float = 0.99
     patience: int = 10  # validation Qini dips for several epochs and climbs again (docs/model.md)
     val_fraction: float = 0.15
@@ -98,6 +104,41 @@ def _val_qini(
 ) -> float:
     p_t, p_c = predict(encoder, scorer, tokens, val.user_features, val.promo_attrs, val.promotion_ids)
     return qini_coefficient(p_t[:, o] - p_c[:, o], val.labels[:, o], val.arm)
+
+
+class _Ema:
+    """Exponential moving average of the trainable parameters, in a copy of the model.
+
+    Frozen weights are constants, so averaging them (as torch's AveragedModel would, 22M of them every
+    step) costs time and changes nothing.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model)
+        self.decay, self.updates = decay, 0
+        pairs = zip(self.module.parameters(), model.parameters(), strict=True)
+        self.pairs = [(mine, theirs) for mine, theirs in pairs if theirs.requires_grad]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for mine, theirs in self.pairs:
+            if self.updates == 0:  # the first update copies, as AveragedModel's does
+                mine.copy_(theirs)
+            else:
+                mine.lerp_(theirs, 1.0 - self.decay)
+        self.updates += 1
+
+
+def make_optimiser(encoder: PromoEncoder, scorer: EffectScorer, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters only: LoRA A/B (or every backbone weight at rank 0) and heads."""
+    backbone = [p for p in encoder.backbone.parameters() if p.requires_grad]
+    head = list(encoder.projection.parameters()) + list(scorer.parameters())
+    return torch.optim.AdamW(
+        [{"params": backbone, "lr": config.lora_lr if config.lora_rank else config.backbone_lr},
+         {"params": head, "lr": config.lr}],
+        weight_decay=config.weight_decay,
+        fused=True,  # one kernel over all parameters: ~8x faster steps on CPU than the default (rank 0)
+    )
 
 
 def _tensors(ds: Dataset, promo_codes: np.ndarray, weights: np.ndarray, device: torch.device) -> dict:
@@ -147,24 +188,18 @@ def _train(
     train_ds, val_ds = splits.train, splits.val
     if len(train_ds) == 0 or len(val_ds) == 0 or len(np.unique(train_ds.arm)) < 2:
         raise ConfigError("the history is too small to train on: need both arms and users for validation")
-    encoder, scorer = build_model({"hidden": config.hidden, "dropout": config.dropout})
+    encoder, scorer = build_model(hyper_parameters(config))
     tokens = tokens_for(load_tokenizer(), dataset.promo_texts, dev)
     weights = arm_weights(train_ds)
     prepare_scorer(scorer, train_ds, weights)
     encoder.to(dev)
     scorer.to(dev)
     data = _tensors(train_ds, tokens.codes(train_ds.promotion_ids), weights, dev)
-    backbone = list(encoder.backbone.parameters())
-    head = list(encoder.projection.parameters()) + list(scorer.parameters())
-    optimiser = torch.optim.AdamW(
-        [{"params": backbone, "lr": config.backbone_lr}, {"params": head, "lr": config.lr}],
-        weight_decay=config.weight_decay,
-        fused=True,  # one kernel over all 22M encoder parameters: ~8x faster steps on CPU than the default
-    )
+    optimiser = make_optimiser(encoder, scorer, config)
     model = nn.ModuleDict({"encoder": encoder, "scorer": scorer})
     # Validation and the saved weights use an exponential moving average of the weights: uplift is
     # a small difference of two noisy heads, and averaging over steps steadies its ranking.
-    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    averaged = _Ema(model, config.ema_decay)
     ema_encoder = cast(PromoEncoder, averaged.module.get_submodule("encoder"))
     ema_scorer = cast(EffectScorer, averaged.module.get_submodule("scorer"))
     outcome_weights = torch.tensor(config.outcome_weights, dtype=torch.float32, device=dev)
@@ -188,17 +223,17 @@ def _train(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            averaged.update_parameters(model)
+            averaged.update()
             losses.append(loss.item())
         score = _val_qini(ema_encoder, ema_scorer, tokens, val_ds, outcome)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_qini": score})
         log.info("epoch %d: loss %.5f, validation Qini (%s) %.5f", epoch, history[-1]["loss"],
                  config.select_outcome, score)
-        if score > best[0]:
-            best = (score, epoch, copy.deepcopy(averaged.module.state_dict()))
+        if score > best[0]:  # buffers and frozen weights do not change during training
+            best = (score, epoch, trainable_state(averaged.module))
         elif epoch - best[1] >= config.patience:
             break
-    model.load_state_dict(best[2])
+    load_trainable(model, best[2])
     seconds = time.perf_counter() - started
     training = {"best_epoch": best[1], "epochs_run": len(history), "history": history,
                 "seconds": round(seconds, 2), "device": str(dev), "torch_threads": torch.get_num_threads()}

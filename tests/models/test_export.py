@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from tritonclient.grpc import model_config_pb2
 
 from models import twin
 from models.export import Exported, export_model, next_version, pinned_devices, trace, verify
-from models.nets import load_model
+from models.nets import LoRALinear, PromoEncoder, load_backbone, load_model
 from models.pbtxt import CPU_THREADS, SPECS, THREADS
 from stream.drift.reference import load_reference
 from stream.errors import ModelError
@@ -115,6 +116,7 @@ def test_model_card_names_version_formulation_data_and_metrics(exported: Exporte
     card = (exported.repo / sig.SCORER / "1" / "model_card.md").read_text()
     assert "served version 1" in card and "T-learner" in card
     assert "| train |" in card and "Qini" in card and "| visit |" in card
+    assert "LoRA rank 8, alpha 16 on query/value, merged for serving" in card
 
 
 def test_existing_versions_are_refused_before_any_work(exported: Exported, tmp_path: Path) -> None:
@@ -174,3 +176,52 @@ def test_device_pinning_is_detected_and_the_scorer_has_none(exported: Exported) 
         pinned = torch.jit.trace(_MakesPositions(), (torch.zeros(2, 3),))
     assert pinned_devices(pinned)
     assert pinned_devices(load_torchscript(exported.model_files[sig.SCORER])) == []
+
+
+# What a device baked in by tracing looks like: in the graph a Device constant (what aten::to, aten::arange
+# and the like take), in the code torch.device("…"). Tensor types' `device=cpu` notes are not constants.
+_DEVICE_IN_GRAPH = re.compile(r'Device = prim::Constant|prim::Constant\[value="(cpu|cuda|meta)')
+_DEVICE_IN_CODE = re.compile(r'torch\.device\(|device="(cpu|cuda)')
+
+
+def _texts(module: torch.jit.ScriptModule) -> tuple[str, str]:
+    graphs = [str(module.graph), str(module.inlined_graph)]
+    codes = [getattr(sub, "code", "") for _, sub in module.named_modules()]  # unused submodules have none
+    return "\n".join(graphs), "\n".join(codes)
+
+
+def test_the_device_patterns_catch_a_pinned_device() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph, code = _texts(torch.jit.trace(_MakesPositions(), (torch.zeros(2, 3),)))
+    assert _DEVICE_IN_GRAPH.search(graph) and _DEVICE_IN_CODE.search(code)
+
+
+@pytest.mark.parametrize("model", list(SPECS))
+def test_exported_graphs_bake_in_no_device(exported: Exported, model: str) -> None:
+    # libtorch on a GPU (KIND_GPU) moves parameters to the GPU; a CPU device constant in the graph would
+    # still create or move tensors to the CPU and fail on mixed devices.
+    module = load_torchscript(exported.model_files[model])
+    graph, code = _texts(module)
+    assert not [line for line in graph.splitlines() if _DEVICE_IN_GRAPH.search(line)]
+    assert not [line for line in code.splitlines() if _DEVICE_IN_CODE.search(line)]
+    # Tensor constants are 0-d ({value}); a larger one (<Tensor>) would stay where tracing put it.
+    assert "<Tensor>" not in graph
+    assert pinned_devices(module) == []
+
+
+def test_the_exported_encoder_has_lora_merged_and_equals_the_eager_adapted_one(
+    exported: Exported, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    encoder, _, _ = load_model(served.model_dir(tmp_path_factory))
+    assert any(isinstance(m, LoRALinear) for m in encoder.modules())
+    module = load_torchscript(exported.model_files[sig.ENCODER])
+    graph, _ = _texts(module)
+    assert "lora" not in graph.lower()
+    # The served graph's weights are the plain backbone's, as a fully fine-tuned encoder's were.
+    plain = PromoEncoder(load_backbone()[0])
+    want = {n: t.shape for n, t in [*plain.named_parameters(), *plain.named_buffers()]}
+    assert {n: t.shape for n, t in module.state_dict().items()} == want
+    ids, mask = (torch.from_numpy(a) for a in served.realistic_tokens(tmp_path_factory))
+    with torch.inference_mode():
+        torch.testing.assert_close(module(ids, mask), encoder(ids, mask), atol=1e-5, rtol=0)
