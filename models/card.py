@@ -66,13 +66,45 @@ def _adaptation(hyper: dict[str, Any]) -> str:
     return f"LoRA rank {rank}, alpha {_num(hyper.get('lora_alpha'))} on {targets}, merged for serving"
 
 
-def render_card(meta: dict[str, Any], version: int) -> str:
+def _held_out(meta: dict[str, Any]) -> list[str]:
+    """The shipped default model's held-out metrics (models/pretrained.py), when model.json has them."""
+    default = meta.get("default_model")
+    if not default:
+        return []
+    world = ", ".join(f"{k} {v}" for k, v in default["world"].items())
+    held = default["held_out"]
+    check = held["check"]
+    check_world = ", ".join(f"{k} {v}" for k, v in check["world"].items())
+    return [
+        "## Held-out metrics (the shipped default model)",
+        "",
+        f"Built by `{default['command']}` ({_num(default.get('build_seconds'))} s): a simulated history of "
+        f"its own world ({world}), training seed {default['train_seed']}, at most {default['epochs']} "
+        "epochs.",
+        "",
+        f"Test users of that history ({held['test']['rows']} exposures; never used for weights or early "
+        "stopping):",
+        "",
+        *_metrics_table(held["test"]["metrics"]),
+        "",
+        f"Check world ({check_world}: the same catalogue and promotions, newly drawn users, exposures and "
+        f"outcomes; {check['rows']} exposures), which tests/models/test_default.py recomputes from these "
+        "files:",
+        "",
+        *_metrics_table(check["metrics"]),
+        "",
+    ]
+
+
+def render_card(meta: dict[str, Any], version: int | None) -> str:
+    """Markdown card; `version` is the served version (None: a model directory not yet exported)."""
     data = meta.get("data", {})
     hyper = meta.get("hyper_parameters", {})
     training = meta.get("training", {})
     features = meta.get("features", {})
     lines = [
-        f"# liftstream uplift model — served version {version}",
+        "# liftstream uplift model — "
+        + (f"served version {version}" if version is not None else "model directory (not yet exported)"),
         "",
         f"- training run: `{meta.get('version', '?')}`, created {meta.get('created_at', '?')}, "
         f"seed {meta.get('seed')}",
@@ -99,6 +131,7 @@ def render_card(meta: dict[str, Any], version: int) -> str:
         "",
         *_metrics_table(meta.get("validation_metrics", {})),
         "",
+        *_held_out(meta),
         "Held-out test metrics and the scikit-learn T-/S-learner baselines come from `liftstream evaluate`.",
         "",
         "## Use and limits",

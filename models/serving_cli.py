@@ -10,7 +10,6 @@ import typer
 from stream.errors import ConfigError
 from stream.scoring.signature import SCORER_MAX_BATCH
 
-ModelDir = Annotated[Path, typer.Option("--model", envvar="LIFTSTREAM_MODEL_DIR", help="trained MODEL_DIR")]
 History = Annotated[Path, typer.Option("--history", envvar="LIFTSTREAM_HISTORY", help="history directory")]
 ExportRepo = Annotated[
     Path, typer.Option("--repo", envvar="LIFTSTREAM_MODEL_REPO", help="Triton model repository to add to")
@@ -34,7 +33,13 @@ def register(app: typer.Typer) -> None:
 
 
 def export(
-    model: ModelDir,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", envvar="LIFTSTREAM_MODEL_DIR", help="trained MODEL_DIR (or --default)"),
+    ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="the pre-trained default model shipped in models/default/")
+    ] = False,
     repo: ExportRepo = Path("triton_repo"),
     version: Annotated[
         int | None, typer.Option("--version", help="version number (default: one past the repository's last)")
@@ -42,7 +47,11 @@ def export(
 ) -> None:
     """Exports a trained model as TorchScript, configs, CPU twin, drift reference and model card."""
     from models.export import export_model
+    from models.pretrained import DEFAULT_DIR
 
+    if default == (model is not None):
+        raise ConfigError("give --model MODEL_DIR or --default (the shipped default model), one of them")
+    model = DEFAULT_DIR if model is None else model
     if not (model / "model.json").is_file():
         raise ConfigError(f"{model} is not a trained MODEL_DIR (no model.json)")
     exported = export_model(model, repo, version)

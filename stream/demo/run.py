@@ -129,7 +129,7 @@ def run_demo(base: Settings, duration_s: float, rate: float, console: Console) -
                 status.update(msg)
                 console.log(msg)
 
-            version = ensure_model(base.model_repo, work, say)
+            version = ensure_model(base.model_repo, say)
             console.log(f"model version {version} in {base.model_repo}")
             status.update("starting the worker")
             worker.start([sys.executable, "-m", "stream", "worker"], env=worker_env(settings))
