@@ -71,16 +71,41 @@ def evaluate(
         int | None,
         typer.Option("--bootstrap", min=0, help="held-out user resamples for 90% intervals (0: none)"),
     ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="user (held-out users) or promotion (held-out promotions)")
+    ] = "user",
+    holdout_promotions: Annotated[
+        float | None,
+        typer.Option("--holdout-promotions", help="--split promotion: fraction of promotions held out "
+                     "(default: what the model's promotion_split records)"),
+    ] = None,
+    split_seed: Annotated[
+        int | None,
+        typer.Option("--split-seed", help="seed drawing the held-out promotions (default: the model's)"),
+    ] = None,
 ) -> None:
-    """Scores held-out users with the model and with gradient-boosting T/S-learners fitted in the same run."""
+    """Scores held-out users with the model and with gradient-boosting T/S-learners fitted in the same run.
+
+    `--split promotion` scores the exposures of held-out promotions the model never trained on (train it
+    with `python -m models.promotion_split train`); `--history` of another simulated world than the
+    model's is the cross-world case: every promotion there is unseen."""
+    from models.evaluate import NO_TRUTH
     from models.evaluate import evaluate as run_evaluate
+    from models.promotion_split import promotion_table
     from models.report import comparison_lines, console_table, write_report
 
+    if holdout_promotions is not None and split != "promotion":
+        raise ConfigError("--holdout-promotions needs --split promotion")
     ev = run_evaluate(model, _history(history), promotion=promotion, outcomes=tuple(outcome or OUTCOMES),
-                      bootstrap=bootstrap)
+                      bootstrap=bootstrap, split=split, holdout_fraction=holdout_promotions,
+                      split_seed=split_seed)
     metrics_path, report_path = write_report(ev, out or model / "eval")
     test = ev.metrics["test"]
-    table = Table(title=f"held-out users: {test['users']} ({test['rows']} exposures)")
+    if not test["has_truth"]:
+        typer.echo(NO_TRUTH)
+    unseen = ev.metrics.get("unseen_promotions")
+    what = f"held-out promotions: {len(unseen['held_out'])}, users" if unseen else "held-out users"
+    table = Table(title=f"{what}: {test['users']} ({test['rows']} exposures)")
     header, rows = console_table(ev)
     for column in header:
         table.add_column(column, justify="left" if column in ("outcome", "model") else "right")
@@ -89,4 +114,14 @@ def evaluate(
     Console(width=200).print(table)
     for line in comparison_lines(ev):
         typer.echo(line)
+    if unseen:
+        per_promotion = Table(title=f"per promotion, {len(unseen['held_out'])} unseen promotions "
+                              f"(baselines fitted on {unseen['training_promotions']} others)")
+        header, rows = promotion_table(unseen["outcomes"])
+        for column in header:
+            per_promotion.add_column(column, justify="left" if column in ("outcome", "model") else "right")
+        for row in rows:
+            per_promotion.add_row(*row)
+        Console(width=200).print(per_promotion)
+        typer.echo(f"text ablation (attributes only): {unseen['text_ablation']}")
     typer.echo(f"wrote {metrics_path} and {report_path}")

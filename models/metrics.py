@@ -107,7 +107,7 @@ def uplift_at_k(uplift: np.ndarray, y: np.ndarray, t: np.ndarray, k: float) -> f
     return float(np.average(y[treated], weights=w_t) - np.average(y[~treated], weights=w_c))
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
+def average_ranks(values: np.ndarray) -> np.ndarray:
     order = np.argsort(values, kind="stable")
     sorted_values = values[order]
     starts = np.concatenate(([True], np.diff(sorted_values) != 0))
@@ -125,7 +125,7 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = _average_ranks(score.astype(float))
+    ranks = average_ranks(score.astype(float))
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
