@@ -189,8 +189,7 @@ def evaluate_dataset(
         "source": dataset.meta.get("source"),
         "promotion": promotion,
         "split": "user",
-        "test": {"rows": len(test), "users": len(np.unique(test.user_ids)), "treated": int(test.arm.sum()),
-                 "holdout": int(len(test) - test.arm.sum()), "has_truth": test.tau is not None},
+        "test": _test_summary(test),
         "outcomes": by_outcome,
         "verdicts": _verdicts(by_outcome, resampled),
         "bootstrap": resampled,
@@ -255,8 +254,7 @@ def _evaluate_promotions(
         "source": dataset.meta.get("source"),
         "promotion": None,
         "split": "promotion",
-        "test": {"rows": len(test), "users": len(np.unique(test.user_ids)), "treated": int(test.arm.sum()),
-                 "holdout": int(len(test) - test.arm.sum()), "has_truth": test.tau is not None},
+        "test": _test_summary(test),
         "outcomes": by_outcome,
         "verdicts": _verdicts(by_outcome, resampled),
         "bootstrap": resampled,
@@ -272,3 +270,8 @@ def _evaluate_promotions(
         },
     }
     return Evaluation(test, predictions, tuple(outcomes), json_safe(metrics))
+
+
+def _test_summary(test: Any) -> dict[str, Any]:
+    return {"rows": len(test), "users": len(np.unique(test.user_ids)), "treated": int(test.arm.sum()),
+            "holdout": int(len(test) - test.arm.sum()), "has_truth": test.tau is not None}
