@@ -241,11 +241,3 @@ def stamp(state: AttributionState, event_hash: int, x: tuple[float, ...]) -> Att
         if row[1] == event_hash:
             return replace(state, exposures=(*rows[:i], (*row[:8], x), *rows[i + 1 :]))
     return state
-
-
-def covariate_of(state: AttributionState, event_hash: int) -> tuple[float, ...]:
-    """The covariate an open exposure was scored with; () when it is unscored or not open."""
-    for row in state.exposures:
-        if row[1] == event_hash:
-            return row[8]
-    return ()

@@ -13,7 +13,6 @@ from stream.effects.attribution import (
     ExposureFact,
     apply_click,
     apply_exposure,
-    covariate_of,
     stamp,
 )
 from stream.events.models import Arm
@@ -50,7 +49,7 @@ def test_a_block_holds_the_moments_of_an_opened_exposure_and_of_later_changes() 
     assert total == pytest.approx(
         (1, 0.3, 0.09, 1, 1, 0.3, 0.05, 0.0025, 1, 1, 0.05, 2.0, 4.0, 12.5, 156.25, 25.0)
     )
-    assert covariate_of(state, FACT.event_hash) == X and covariate_of(state, 8) == ()
+    assert [row[8] for row in state.exposures] == [X]
 
 
 def test_a_change_assembled_before_its_exposure_was_scored_uses_what_an_earlier_send_learned() -> None:
