@@ -38,6 +38,10 @@ def train(
     select_outcome: Annotated[
         str, typer.Option("--select-outcome", help="outcome whose validation Qini picks the epoch")
     ] = "visit",
+    text: Annotated[
+        bool, typer.Option("--text/--no-text", help="--no-text: the attributes-only ablation, a scorer that "
+                           "never sees the promotion text (compare with `evaluate --ablation`)")
+    ] = True,
 ) -> None:
     """Fine-tunes the promotion encoder and trains the uplift scorer on a history; writes MODEL_DIR."""
     from dataclasses import replace
@@ -48,7 +52,7 @@ def train(
 
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
-    config = replace(TrainConfig(), select_outcome=select_outcome)
+    config = replace(TrainConfig(), select_outcome=select_outcome, text=text)
     result = run_train(build_dataset(_history(history)), out, epochs=epochs, seed=seed, device=device,
                        config=config)
     typer.echo(
@@ -83,6 +87,11 @@ def evaluate(
         int | None,
         typer.Option("--split-seed", help="seed drawing the held-out promotions (default: the model's)"),
     ] = None,
+    ablation: Annotated[
+        Path | None,
+        typer.Option("--ablation", help="--split promotion: an attributes-only MODEL_DIR (trained with "
+                     "--no-text on the same promotions) scored next to the model as 'attributes_only'"),
+    ] = None,
 ) -> None:
     """Scores held-out users with the model and with gradient-boosting T/S-learners fitted in the same run.
 
@@ -94,11 +103,12 @@ def evaluate(
     from models.promotion_split import promotion_table
     from models.report import comparison_lines, console_table, write_report
 
-    if holdout_promotions is not None and split != "promotion":
-        raise ConfigError("--holdout-promotions needs --split promotion")
+    for given, flag in ((holdout_promotions, "--holdout-promotions"), (ablation, "--ablation")):
+        if given is not None and split != "promotion":
+            raise ConfigError(f"{flag} needs --split promotion")
     ev = run_evaluate(model, _history(history), promotion=promotion, outcomes=tuple(outcome or OUTCOMES),
                       bootstrap=bootstrap, split=split, holdout_fraction=holdout_promotions,
-                      split_seed=split_seed)
+                      split_seed=split_seed, ablation=ablation)
     metrics_path, report_path = write_report(ev, out or model / "eval")
     test = ev.metrics["test"]
     if not test["has_truth"]:
@@ -123,5 +133,6 @@ def evaluate(
         for row in rows:
             per_promotion.add_row(*row)
         Console(width=200).print(per_promotion)
-        typer.echo(f"text ablation (attributes only): {unseen['text_ablation']}")
+        if unseen["ablation"] is None:
+            typer.echo("text ablation: none given (--ablation MODEL_DIR, trained with --no-text)")
     typer.echo(f"wrote {metrics_path} and {report_path}")

@@ -25,7 +25,6 @@ from models.modeldir import json_safe
 from models.nets import N_BINARY, load_model, load_tokenizer, predict, tokens_for
 from models.promotion_split import (
     DISCOUNT_REFERENCE,
-    TEXT_ABLATION,
     discount_reference,
     holdout_promotions,
     promotion_metrics,
@@ -38,6 +37,7 @@ from stream.scoring.signature import OUTCOMES
 log = logging.getLogger(__name__)
 
 NEURAL = "neural"
+ATTRIBUTES_ONLY = "attributes_only"  # the ablation: the same network trained without the promotion text
 BOOTSTRAP_RESAMPLES = 200
 SPLITS = ("user", "promotion")
 NO_TRUTH = "no simulator truth in this history (truth.csv): truth metrics skipped"
@@ -124,12 +124,13 @@ def evaluate(
     split: str = "user",
     holdout_fraction: float | None = None,
     split_seed: int | None = None,
+    ablation: Path | str | None = None,
 ) -> Evaluation:
     """Rebuild the history's Dataset and evaluate the model on its held-out users (or promotions)."""
     dataset = build_dataset(history_dir)
     return evaluate_dataset(model_dir, dataset, history=str(history_dir), promotion=promotion,
                             outcomes=outcomes, bootstrap=bootstrap, split=split,
-                            holdout_fraction=holdout_fraction, split_seed=split_seed)
+                            holdout_fraction=holdout_fraction, split_seed=split_seed, ablation=ablation)
 
 
 def evaluate_dataset(
@@ -143,11 +144,13 @@ def evaluate_dataset(
     split: str = "user",
     holdout_fraction: float | None = None,
     split_seed: int | None = None,
+    ablation: Path | str | None = None,
 ) -> Evaluation:
     """`bootstrap` resamples of the held-out users give intervals of the comparisons (0: none; None:
     BOOTSTRAP_RESAMPLES). `split="promotion"`: held-out promotions, `holdout_fraction` of them drawn by
     `split_seed` (both default to what model.json's "promotion_split" records; the seed else to the
-    model's)."""
+    model's); `ablation`, a MODEL_DIR trained with the text off (`TrainConfig.text`), is scored next to the
+    model on the held-out promotions as ATTRIBUTES_ONLY."""
     bootstrap = BOOTSTRAP_RESAMPLES if bootstrap is None else bootstrap
     if bootstrap < 0:
         raise ConfigError(f"bootstrap resamples must be 0 or more, got {bootstrap}")
@@ -159,12 +162,14 @@ def evaluate_dataset(
     if split == "promotion" and promotion is not None:
         raise ConfigError("--promotion and --split promotion exclude each other: the promotion split "
                           "ranks several held-out promotions")
+    if ablation is not None and split != "promotion":
+        raise ConfigError("--ablation needs --split promotion")
     encoder, scorer, meta = load_model(model_dir)
     hyper, seed = meta["hyper_parameters"], int(meta["seed"])
     if split == "promotion":
         return _evaluate_promotions(encoder, scorer, meta, dataset, model_dir=str(model_dir), history=history,
                                     outcomes=outcomes, bootstrap=bootstrap, fraction=holdout_fraction,
-                                    split_seed=split_seed)
+                                    split_seed=split_seed, ablation=ablation)
     splits = split_three_ways(dataset, seed, hyper["val_fraction"], hyper["test_fraction"])
     if len(splits.train) != meta["data"]["train"]["rows"]:
         log.warning("%s is not the history the model was trained on: test users may overlap its training",
@@ -216,6 +221,7 @@ def _evaluate_promotions(
     bootstrap: int,
     fraction: float | None,
     split_seed: int | None,
+    ablation: Path | str | None,
 ) -> Evaluation:
     recorded = meta.get("promotion_split") or {}
     fraction = recorded.get("fraction") if fraction is None else fraction
@@ -224,13 +230,10 @@ def _evaluate_promotions(
                           "out)")
     seed = int(recorded.get("seed", meta["seed"]) if split_seed is None else split_seed)
     held = holdout_promotions(dataset.promotion_ids, float(fraction), seed)
-    trained_on = set(meta["data"].get("promotions", [])) & set(held.tolist())
-    if trained_on:
-        raise ConfigError(
-            f"the model was trained on {len(trained_on)} of the {len(held)} held-out promotions (e.g. "
-            f"{sorted(trained_on)[0]}): train it with `python -m models.promotion_split train` and the same "
-            "--holdout-promotions and --seed, or evaluate it on another world's history"
-        )
+    _never_trained_on(meta, held, "the model")
+    models = {NEURAL: (encoder, scorer)}
+    if ablation is not None:
+        models[ATTRIBUTES_ONLY] = _ablation_model(ablation, held)
     in_test = np.isin(dataset.promotion_ids, held)
     test, rest = dataset.subset(in_test), dataset.subset(~in_test)
     _both_arms(test, "the held-out promotions")
@@ -238,8 +241,10 @@ def _evaluate_promotions(
     _both_arms(base_train, "the baselines' training promotions")
     _both_arms(base_val, "the baselines' validation users")
     tokens = tokens_for(load_tokenizer(), dataset.promo_texts)
-    p_t, p_c = predict(encoder, scorer, tokens, test.user_features, test.promo_attrs, test.promotion_ids)
-    predictions = {NEURAL: Predictions(p_t, p_c)}
+    predictions = {
+        name: Predictions(*predict(enc, sc, tokens, test.user_features, test.promo_attrs, test.promotion_ids))
+        for name, (enc, sc) in models.items()
+    }
     for name, fit in BASELINES.items():
         predictions[name] = fit(base_train, base_val, test, seed)
     by_outcome = score_metrics(test, predictions, outcomes)
@@ -266,10 +271,30 @@ def _evaluate_promotions(
             "baselines_fitted_on": {"rows": len(base_train) + len(base_val),
                                     "promotions": len(np.unique(rest.promotion_ids))},
             "outcomes": promotion_metrics(test, rankings, outcomes),
-            "text_ablation": TEXT_ABLATION,
+            "ablation": None if ablation is None else str(ablation),
         },
     }
     return Evaluation(test, predictions, tuple(outcomes), json_safe(metrics))
+
+
+def _never_trained_on(meta: dict[str, Any], held: np.ndarray, what: str) -> None:
+    trained_on = set(meta["data"].get("promotions", [])) & set(held.tolist())
+    if trained_on:
+        raise ConfigError(
+            f"{what} was trained on {len(trained_on)} of the {len(held)} held-out promotions (e.g. "
+            f"{sorted(trained_on)[0]}): train it with `python -m models.promotion_split train` and the same "
+            "--holdout-promotions and --seed, or evaluate it on another world's history"
+        )
+
+
+def _ablation_model(model_dir: Path | str, held: np.ndarray) -> tuple[Any, Any]:
+    """The attributes-only model's networks, refused unless it is one and never saw a held-out promotion."""
+    encoder, scorer, meta = load_model(model_dir)
+    if meta["hyper_parameters"].get("text", True):
+        raise ConfigError(f"--ablation {model_dir} reads the promotion text: train the ablation with "
+                          "--no-text")
+    _never_trained_on(meta, held, f"the ablation {model_dir}")
+    return encoder, scorer
 
 
 def _test_summary(test: Any) -> dict[str, Any]:

@@ -190,13 +190,14 @@ class EffectScorer(nn.Module):
     __constants__ = ["n_binary", "max_log_revenue"]
     if TYPE_CHECKING:  # buffers registered in __init__ (TorchScript would reject class annotations)
         log_scaled: torch.Tensor
+        text_gate: torch.Tensor
         user_mean: torch.Tensor
         user_std: torch.Tensor
         attr_mean: torch.Tensor
         attr_std: torch.Tensor
         revenue_scale: torch.Tensor
 
-    def __init__(self, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.1) -> None:
+    def __init__(self, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.1, text: bool = True) -> None:
         super().__init__()
         self.n_binary = N_BINARY
         self.max_log_revenue = _MAX_LOG_REVENUE
@@ -208,6 +209,10 @@ class EffectScorer(nn.Module):
         self.register_buffer("attr_std", torch.ones(n_attrs))
         # Revenue is modelled in units of this scale (mean revenue of training rows that had any).
         self.register_buffer("revenue_scale", torch.ones(1))
+        # 0 for the attributes-only ablation (`TrainConfig.text`): the promotion vector never reaches the
+        # trunk, so the model tells promotions apart by their attributes alone. Not saved: model.json's
+        # hyper-parameters rebuild it, and scorer.pt files written before it load unchanged.
+        self.register_buffer("text_gate", torch.full((1,), 1.0 if text else 0.0), persistent=False)
         layers: list[nn.Module] = []
         width = n_user + PROMO_DIM + n_attrs
         for size in hidden:
@@ -228,7 +233,7 @@ class EffectScorer(nn.Module):
         x = torch.cat(
             [
                 self.scaled_user_features(user_features),
-                promo_vector,
+                promo_vector * self.text_gate,
                 (promo_attrs - self.attr_mean) / self.attr_std,
             ],
             dim=1,
@@ -263,7 +268,8 @@ def build_model(hyper: dict[str, Any]) -> tuple[PromoEncoder, EffectScorer]:
         add_lora(backbone, rank, float(hyper.get("lora_alpha", 2 * rank)),
                  tuple(hyper.get("lora_targets", ("query", "value"))))
     encoder = PromoEncoder(backbone, int(hyper.get("promo_dim", PROMO_DIM)))
-    scorer = EffectScorer(tuple(hyper.get("hidden", (128, 64))), float(hyper.get("dropout", 0.1)))
+    scorer = EffectScorer(tuple(hyper.get("hidden", (128, 64))), float(hyper.get("dropout", 0.1)),
+                          bool(hyper.get("text", True)))
     return encoder, scorer
 
 

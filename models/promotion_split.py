@@ -38,8 +38,6 @@ from stream.scoring.signature import OUTCOMES, PROMO_ATTRS
 MIN_HELD_OUT = 3  # a rank correlation over fewer promotions is +-1 or undefined
 DISCOUNT_REFERENCE = "discount_value"  # ranks every exposure by its promotion's discount value alone
 _DISCOUNT_COLUMN = PROMO_ATTRS.index("discount_value_log")
-TEXT_ABLATION = ("not yet implemented: the attributes-only ablation needs a model trained without the "
-                 "promotion text, which training cannot do yet")
 
 
 def holdout_promotions(promotion_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -144,18 +142,20 @@ def promotion_table(by_outcome: dict[str, dict[str, dict[str, float]]]) -> tuple
 
 
 def train_without_held_out(
-    history: Path, out: Path, fraction: float, seed: int, epochs: int | None, device: str = "auto"
+    history: Path, out: Path, fraction: float, seed: int, epochs: int | None, device: str = "auto",
+    text: bool = True,
 ) -> dict[str, Any]:
     """Train on the exposures of the promotions `holdout_promotions` keeps in (labels come from the whole
-    history's replay, so no click is re-attributed); record the split in model.json."""
+    history's replay, so no click is re-attributed); record the split in model.json. `text=False` trains
+    the attributes-only ablation (`TrainConfig.text`)."""
     from models.dataset import build_dataset
-    from models.train import train
+    from models.train import TrainConfig, train
 
     ds = build_dataset(history)
     held = holdout_promotions(ds.promotion_ids, fraction, seed)
     seen = ds.subset(~np.isin(ds.promotion_ids, held))
     seen = replace(seen, promo_texts={p: t for p, t in ds.promo_texts.items() if p not in set(held.tolist())})
-    result = train(seen, out, epochs=epochs, seed=seed, device=device)
+    result = train(seen, out, epochs=epochs, seed=seed, device=device, config=TrainConfig(text=text))
     meta_path = out / "model.json"
     meta = json.loads(meta_path.read_text())
     meta["promotion_split"] = {"history": str(history), "fraction": fraction, "seed": seed,
@@ -175,10 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--device", default="auto")
+    t.add_argument("--no-text", dest="text", action="store_false",
+                   help="the attributes-only ablation: a scorer that never sees the promotion text")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         done = train_without_held_out(args.history, args.out, args.holdout_promotions, args.seed, args.epochs,
-                                      args.device)
+                                      args.device, args.text)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from exc
     print(f"wrote {done['model_dir']}: held out {len(done['held_out'])} promotions, best epoch "

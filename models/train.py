@@ -64,6 +64,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.25
     select_outcome: str = "visit"
+    text: bool = True  # False: the attributes-only ablation (the scorer never sees the promotion text)
     reference_rows: int = 20_000
 
 

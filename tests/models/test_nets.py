@@ -100,6 +100,20 @@ def test_scorer_treated_equals_control_when_uplift_head_is_zero() -> None:
     torch.testing.assert_close(p_t, p_c)
 
 
+@pytest.mark.parametrize("text", [True, False])
+def test_the_attributes_only_scorer_never_sees_the_promotion_vector(text: bool) -> None:
+    torch.manual_seed(0)
+    scorer = EffectScorer(text=text).eval()
+    user, vector, attrs = _scorer_inputs(8)
+    with torch.no_grad():
+        same = [torch.equal(a, b) for a, b in zip(scorer(user, vector, attrs), scorer(user, -vector, attrs),
+                                                   strict=True)]
+        scripted = torch.jit.script(scorer)(user, -vector, attrs)
+    assert all(same) is not text  # the text model reads the vector; the ablation ignores it
+    torch.testing.assert_close(scripted, scorer(user, -vector, attrs))
+    assert "text_gate" not in scorer.state_dict()  # model.json's hyper-parameters rebuild it
+
+
 def test_scorer_standardisation_lives_in_buffers() -> None:
     scorer = EffectScorer()
     names = {name for name, _ in scorer.named_buffers()}

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from models import cli as models_cli
 from models.dataset import Dataset
-from models.evaluate import NEURAL, NO_TRUTH, evaluate_dataset
+from models.evaluate import ATTRIBUTES_ONLY, NEURAL, NO_TRUTH, evaluate_dataset
 from models.promotion_split import (
     DISCOUNT_REFERENCE,
     holdout_promotions,
@@ -50,6 +50,16 @@ def unseen_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("unseen-model")
     seen, _ = split_by_promotion(eight_promotions(), FRACTION, SEED)
     train(seen, out, epochs=1, seed=SEED, device="cpu", config=TrainConfig(batch_size=256, hidden=(16,)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ablation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same training without the promotion text."""
+    out = tmp_path_factory.mktemp("ablation-model")
+    seen, _ = split_by_promotion(eight_promotions(), FRACTION, SEED)
+    train(seen, out, epochs=1, seed=SEED, device="cpu",
+          config=TrainConfig(batch_size=256, hidden=(16,), text=False))
     return out
 
 
@@ -99,19 +109,30 @@ def test_promotion_metrics_rank_promotion_means() -> None:
     assert {"spearman_observed", "truth_qini", "truth_qini_within"} <= set(out["visit"]["right"])
 
 
-def test_evaluates_only_the_unseen_promotions(unseen_model: Path) -> None:
+def test_evaluates_only_the_unseen_promotions(unseen_model: Path, ablation_model: Path) -> None:
     ds = eight_promotions()
     ev = evaluate_dataset(unseen_model, ds, split="promotion", holdout_fraction=FRACTION, split_seed=SEED,
-                          bootstrap=0)
+                          bootstrap=20, ablation=ablation_model)
     held = set(holdout_promotions(ds.promotion_ids, FRACTION, SEED))
     assert set(ev.test.promotion_ids) == held and len(ev.test) == np.isin(ds.promotion_ids, list(held)).sum()
     unseen = ev.metrics["unseen_promotions"]
     assert unseen["training_promotions"] == 5 and set(unseen["held_out"]) == held
     for outcome in OUTCOMES:
         by_model = unseen["outcomes"][outcome]
-        assert set(by_model) == {NEURAL, "t_learner_gbm", "s_learner_gbm", DISCOUNT_REFERENCE}
+        assert set(by_model) == {NEURAL, ATTRIBUTES_ONLY, "t_learner_gbm", "s_learner_gbm",
+                                 DISCOUNT_REFERENCE}
         assert "spearman" in by_model[NEURAL] and "truth_qini_within" in by_model[DISCOUNT_REFERENCE]
-    assert "not yet implemented" in unseen["text_ablation"]
+        assert ATTRIBUTES_ONLY in ev.metrics["bootstrap"][outcome]["versus"]  # the text's lead, paired
+    assert unseen["ablation"] == str(ablation_model)
+
+
+def test_the_ablation_must_be_an_attributes_only_model(unseen_model: Path, ablation_model: Path) -> None:
+    ds = eight_promotions()
+    with pytest.raises(ConfigError, match="reads the promotion text"):
+        evaluate_dataset(unseen_model, ds, split="promotion", holdout_fraction=FRACTION, split_seed=SEED,
+                         bootstrap=0, ablation=unseen_model)
+    with pytest.raises(ConfigError, match="--ablation needs --split promotion"):
+        evaluate_dataset(unseen_model, ds, bootstrap=0, ablation=ablation_model)
 
 
 def test_a_model_trained_on_the_held_out_promotions_is_refused(unseen_model: Path) -> None:
@@ -155,12 +176,20 @@ def test_cli_on_a_simulated_history_with_and_without_truth(tmp_path: Path) -> No
     model = tmp_path / "model"
     done = train_without_held_out(history, model, 0.4, 0, epochs=1, device="cpu")
     assert len(done["held_out"]) == 3
+    ablation = tmp_path / "ablation"
+    assert train_without_held_out(history, ablation, 0.4, 0, epochs=1, device="cpu", text=False)["held_out"] \
+        == done["held_out"]
     app = typer.Typer()
     models_cli.register(app)
     args = ["evaluate", "--model", str(model), "--split", "promotion", "--bootstrap", "0"]
+    result = CliRunner().invoke(app, [*args, "--history", str(history), "--out", str(tmp_path / "eval0"),
+                                      "--ablation", str(ablation)])
+    assert result.exit_code == 0, result.output
+    assert ATTRIBUTES_ONLY in result.output and "text ablation: none given" not in result.output
     result = CliRunner().invoke(app, [*args, "--history", str(history), "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.output
     assert "3 unseen promotions" in result.output and NO_TRUTH not in result.output
+    assert "text ablation: none given" in result.output
     bare = tmp_path / "bare"
     shutil.copytree(history, bare)
     (bare / "truth.csv").unlink()
