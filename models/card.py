@@ -96,6 +96,37 @@ def _held_out(meta: dict[str, Any]) -> list[str]:
     ]
 
 
+_UNSEEN_MODELS = ("neural", "attributes_only", "t_learner_gbm", "s_learner_gbm", "discount_value")
+_CEILINGS = ("without_strength", "without_strength_or_text")
+
+
+def _unseen(meta: dict[str, Any]) -> list[str]:
+    """What the promotion text adds on unseen promotions (`models.pretrained unseen`), when recorded."""
+    unseen = meta.get("default_model", {}).get("unseen_promotions")
+    if not unseen:
+        return []
+    lines = [
+        "## What the promotion text adds (unseen promotions)",
+        "",
+        f"Measured by `{unseen['command']}`: the attributes-only ablation (the same training without the "
+        "text) and this model on the held-out promotions of other simulated worlds. Spearman between each "
+        "promotion's mean predicted uplift and its true mean effect, next to the gradient-boosting "
+        "baselines fitted on each world's other promotions, the discount depth alone, and the world's "
+        "rank ceilings (models/ceiling.py: an oracle without the promotions' latent strength, and without "
+        "their text too).",
+        "",
+        "| world | promotions | outcome | " + " | ".join((*_UNSEEN_MODELS, *_CEILINGS)) + " |",
+        "|---|---:|---|" + "---:|" * (len(_UNSEEN_MODELS) + len(_CEILINGS)),
+    ]
+    for world in unseen["worlds"]:
+        for outcome in OUTCOMES:
+            values = [world["spearman"][outcome].get(m) for m in _UNSEEN_MODELS]
+            values += [world["ceilings"][outcome][c] for c in _CEILINGS]
+            where = f"| seed {world['seed']}, {world['users']} users | {world['held_out']} | {outcome} | "
+            lines.append(where + " | ".join("–" if v is None else f"{v:+.2f}" for v in values) + " |")
+    return [*lines, ""]
+
+
 def render_card(meta: dict[str, Any], version: int | None) -> str:
     """Markdown card; `version` is the served version (None: a model directory not yet exported)."""
     data = meta.get("data", {})
@@ -132,6 +163,7 @@ def render_card(meta: dict[str, Any], version: int | None) -> str:
         *_metrics_table(meta.get("validation_metrics", {})),
         "",
         *_held_out(meta),
+        *_unseen(meta),
         "Held-out test metrics and the scikit-learn T-/S-learner baselines come from `liftstream evaluate`.",
         "",
         "## Use and limits",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Collection
 from dataclasses import replace
 
 import numpy as np
@@ -35,8 +36,9 @@ from stream.simulate.world import make_catalogue, make_users
 MEAN_STRENGTH = 0.85  # the mean of a regular promotion's uniform(0.5, 1.2) strength
 
 
-def ceilings(config: SimConfig) -> dict[str, dict[str, float]]:
-    """outcome -> reference -> Spearman against the promotions' true mean effects (module docstring)."""
+def ceilings(config: SimConfig, only: Collection[str] | None = None) -> dict[str, dict[str, float]]:
+    """outcome -> reference -> Spearman against the promotions' true mean effects (module docstring), over
+    the promotions whose ids are in `only` (default: all)."""
     clock = Clock(config.start)
     world_rng = stage_rng(config.seed, "world")
     catalogue = make_catalogue(world_rng)
@@ -60,12 +62,13 @@ def ceilings(config: SimConfig) -> dict[str, dict[str, float]]:
     strength_free = replace(variants, scale=np.where(regular, MEAN_STRENGTH, variants.scale))
     average_copy = np.broadcast_to(variants.themes[first].mean(axis=0), variants.themes.shape)
     attributes_only = replace(strength_free, themes=np.where(regular[:, None], average_copy, variants.themes))
+    kept = np.array([only is None or p.promotion_id in only for p in promotions])
     true, references = mean_effects(variants), {
         "without_strength": mean_effects(strength_free),
         "without_strength_or_text": mean_effects(attributes_only),
         "discount_value": np.repeat(variants.depth[first][:, None], len(OUTCOMES), axis=1),
     }
-    return {outcome: {name: spearman(ref[:, o], true[:, o]) for name, ref in references.items()}
+    return {outcome: {name: spearman(ref[kept, o], true[kept, o]) for name, ref in references.items()}
             for o, outcome in enumerate(OUTCOMES)}
 
 

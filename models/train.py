@@ -36,7 +36,7 @@ from models.nets import (
 )
 from models.objective import PooledCache, batch_loss, prepare_scorer
 from stream.errors import ConfigError
-from stream.scoring.signature import OUTCOMES
+from stream.scoring.signature import OUTCOMES, PROMO_DIM
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +217,11 @@ def _train(
             rows = order[start : start + config.batch_size]
             batch = {k: v[rows] for k, v in data.items()}
             unique, inverse = torch.unique(batch["promo"], return_inverse=True)
+            # The ablation's scorer multiplies the vectors by zero: the encoder's forward and backward
+            # passes would cost most of the step and change nothing.
             fresh = step % config.backbone_every == 0
-            vectors = cache.vectors(encoder, tokens, unique, fresh)[inverse]
+            vectors = (cache.vectors(encoder, tokens, unique, fresh) if config.text
+                       else torch.zeros(len(unique), PROMO_DIM, device=dev))[inverse]
             loss = batch_loss(scorer, vectors, batch, config.uplift_l2, outcome_weights)
             step += 1
             optimiser.zero_grad(set_to_none=True)

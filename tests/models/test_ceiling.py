@@ -23,6 +23,13 @@ def test_every_outcome_gets_each_reference() -> None:
         assert all(-1.0 <= v <= 1.0 for v in by_reference.values())
 
 
+def test_the_ceilings_cover_the_promotions_asked_for() -> None:
+    full = ceiling.ceilings(WORLD)
+    assert ceiling.ceilings(WORLD, only={f"promo1-{c}-{k}" for c in range(3) for k in range(4)}) == full
+    two = ceiling.ceilings(WORLD, only={"promo1-0-0", "promo1-1-1"})
+    assert all(abs(v) == pytest.approx(1.0) for by_ref in two.values() for v in by_ref.values())
+
+
 def test_a_world_whose_promotions_all_have_the_mean_strength_is_ranked_perfectly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
