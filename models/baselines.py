@@ -1,18 +1,22 @@
 """Classical uplift baselines with gradient boosting, fitted in the same run as the neural model is evaluated.
 
-Both see the same inputs as the neural scorer apart from the promotion text: user features, promotion
-attributes and the promotion id as a categorical column. Both use the same train/validation split
+All see the same inputs as the neural scorer apart from the promotion text: user features, promotion
+attributes and the promotion id as a categorical column. All use the same train/validation split
 (validation drives boosting's early stopping) and the same seed.
 - T-learner: one model per arm and outcome, uplift = treated model - control model.
 - S-learner: one model per outcome with the arm as an extra column, uplift = f(arm=1) - f(arm=0).
+- X-learner and DR-learner (`META_LEARNERS`, the cross-fitting protocol's): second-stage regressions of
+  imputed effects and of doubly robust pseudo-outcomes; see their docstrings.
 Visit and conversion use a classifier (probabilities), revenue a Poisson-loss regressor (a log-link mean
-suited to zero-inflated, non-negative spend), matching the neural heads' links.
+suited to zero-inflated, non-negative spend), matching the neural heads' links; the second stages are
+squared-error regressors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -55,22 +59,38 @@ def _fit(x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, ...], binary: bool
         constant = float(y.mean()) if len(y) else 0.0
         return lambda rows: np.full(len(rows), constant)
     informative_val = len(np.unique(y_val)) > 1
-    params = {
-        "max_iter": 300,
-        "learning_rate": 0.05,
-        "max_leaf_nodes": 15,
-        "min_samples_leaf": 100,
-        "l2_regularization": 1.0,
-        "early_stopping": informative_val,
-        "n_iter_no_change": 20,
-        "random_state": seed,
-        "categorical_features": [x.shape[1] - 1] if x[:, -1].max(initial=0) < _MAX_CATEGORIES else None,
-    }
+    params = _params(x, seed, informative_val)
     fit_val = {"X_val": x_val, "y_val": y_val} if informative_val else {}
     if binary:
         clf = HistGradientBoostingClassifier(**params).fit(x, y, **fit_val)
         return lambda rows: clf.predict_proba(rows)[:, 1]
     reg = HistGradientBoostingRegressor(loss="poisson", **params).fit(x, y, **fit_val)
+    return lambda rows: reg.predict(rows)
+
+
+def _params(x: np.ndarray, seed: int, early_stopping: bool) -> dict[str, Any]:
+    return {
+        "max_iter": 300,
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 100,
+        "l2_regularization": 1.0,
+        "early_stopping": early_stopping,
+        "n_iter_no_change": 20,
+        "random_state": seed,
+        "categorical_features": [x.shape[1] - 1] if x[:, -1].max(initial=0) < _MAX_CATEGORIES else None,
+    }
+
+
+def _fit_effect(x: np.ndarray, d: np.ndarray, val: tuple[np.ndarray, ...], seed: int) -> Predictor:
+    """A squared-error boosted regression of an effect estimate per row (X- and DR-learners' second stage):
+    such targets are signed and neither counts nor probabilities."""
+    x_val, d_val = val
+    if len(d) == 0:
+        return lambda rows: np.zeros(len(rows))
+    informative_val = len(d_val) > 1 and bool(np.ptp(d_val) > 0)
+    fit_val = {"X_val": x_val, "y_val": d_val} if informative_val else {}
+    reg = HistGradientBoostingRegressor(**_params(x, seed, informative_val)).fit(x, d, **fit_val)
     return lambda rows: reg.predict(rows)
 
 
@@ -125,7 +145,103 @@ def s_learner(train: Dataset, val: Dataset, test: Dataset, seed: int) -> Predict
     return Predictions(p_t, p_c)
 
 
+def _arm_models(
+    train: Dataset, val: Dataset, x: np.ndarray, x_val: np.ndarray, o: int, seed: int
+) -> dict[int, Predictor]:
+    """The T-learner's two outcome models of outcome o (arm -> predictor), `x` and `x_val` the designs."""
+    models = {}
+    for arm in (0, 1):
+        rows, val_rows = train.arm == arm, val.arm == arm
+        val_data = (x_val[val_rows], val.labels[val_rows, o])
+        models[arm] = _fit(x[rows], train.labels[rows, o], val_data, o < N_BINARY, seed)
+    return models
+
+
+def propensity(train: Dataset, ds: Dataset) -> np.ndarray:
+    """Each row's chance of treatment: its promotion's treated share in `train` (the arms are randomised per
+    promotion), the overall share for a promotion `train` lacks; clipped to [0.01, 0.99]."""
+    promos, code = np.unique(train.promotion_ids, return_inverse=True)
+    share = np.bincount(code, weights=train.arm.astype(np.float64)) / np.bincount(code)
+    at = np.minimum(np.searchsorted(promos, ds.promotion_ids), len(promos) - 1)
+    known = promos[at] == ds.promotion_ids
+    return np.clip(np.where(known, share[at], train.arm.mean()), 0.01, 0.99)
+
+
+@_single_threaded
+def x_learner(train: Dataset, val: Dataset, test: Dataset, seed: int) -> Predictions:
+    """Künzel et al. 2019: the T-learner's models impute each training row's effect (treated: outcome minus
+    the control model; holdout: the treated model minus outcome), one regression per arm learns it, and the
+    two are blended by the propensity e: tau = e * tau_control + (1 - e) * tau_treated (the arm with fewer
+    rows gets the smaller weight). p_control is the control model, p_treated = p_control + tau."""
+    promos = _promotions(train)
+    x, x_val, x_test = (_design(d, promos) for d in (train, val, test))
+    e = propensity(train, test)
+    p_t, p_c = np.zeros((len(test), len(OUTCOMES))), np.zeros((len(test), len(OUTCOMES)))
+    for o in range(len(OUTCOMES)):
+        mu = _arm_models(train, val, x, x_val, o, seed)
+        tau = {}
+        for arm in (0, 1):
+            rows, val_rows = train.arm == arm, val.arm == arm
+            sign = 1.0 if arm == 1 else -1.0
+            d = sign * (train.labels[rows, o] - mu[1 - arm](x[rows]))
+            d_val = sign * (val.labels[val_rows, o] - mu[1 - arm](x_val[val_rows]))
+            tau[arm] = _fit_effect(x[rows], d, (x_val[val_rows], d_val), seed)(x_test)
+        p_c[:, o] = mu[0](x_test)
+        p_t[:, o] = p_c[:, o] + e * tau[0] + (1.0 - e) * tau[1]
+    return Predictions(p_t, p_c)
+
+
+def _user_halves(ds: Dataset, seed: int) -> np.ndarray:
+    """True for the rows of a random half of the users (a user's rows stay together)."""
+    users, code = np.unique(ds.user_ids, return_inverse=True)
+    first = np.zeros(len(users), dtype=bool)
+    first[np.random.default_rng(seed).permutation(len(users))[: len(users) // 2]] = True
+    return first[code]
+
+
+def _pseudo_outcome(
+    y: np.ndarray, t: np.ndarray, e: np.ndarray, mu0: np.ndarray, mu1: np.ndarray
+) -> np.ndarray:
+    """The doubly robust (AIPW) score of the effect: unbiased for it when either the outcome models or the
+    propensity are right, and the propensity is known in a randomised test."""
+    return mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1.0 - e)
+
+
+@_single_threaded
+def dr_learner(train: Dataset, val: Dataset, test: Dataset, seed: int) -> Predictions:
+    """Kennedy 2023: the outcome models are cross-fitted over two halves of the training users (each row's
+    pseudo-outcome uses models that did not see it), and one regression of the doubly robust pseudo-outcome
+    on the features is the effect. The validation and test rows use the mean of both halves' models;
+    p_control is their control model, p_treated = p_control + tau."""
+    promos = _promotions(train)
+    x, x_val, x_test = (_design(d, promos) for d in (train, val, test))
+    half = _user_halves(train, seed)
+    e, e_val = propensity(train, train), propensity(train, val)
+    p_t, p_c = np.zeros((len(test), len(OUTCOMES))), np.zeros((len(test), len(OUTCOMES)))
+    for o in range(len(OUTCOMES)):
+        mu = np.zeros((2, len(train)))
+        mu_val, mu_test = np.zeros((2, len(val))), np.zeros((2, len(test)))
+        for side in (True, False):
+            fit_rows = half == side
+            models = _arm_models(train.subset(fit_rows), val, x[fit_rows], x_val, o, seed)
+            for arm in (0, 1):
+                mu[arm, ~fit_rows] = models[arm](x[~fit_rows])
+                mu_val[arm] += models[arm](x_val) / 2.0
+                mu_test[arm] += models[arm](x_test) / 2.0
+        phi = _pseudo_outcome(train.labels[:, o], train.arm, e, mu[0], mu[1])
+        phi_val = _pseudo_outcome(val.labels[:, o], val.arm, e_val, mu_val[0], mu_val[1])
+        p_c[:, o] = mu_test[0]
+        p_t[:, o] = mu_test[0] + _fit_effect(x, phi, (x_val, phi_val), seed)(x_test)
+    return Predictions(p_t, p_c)
+
+
 BASELINES: dict[str, Learner] = {
     "t_learner_gbm": t_learner,
     "s_learner_gbm": s_learner,
+}
+# The cross-fitting protocol's baselines (models/crossfit.py); `liftstream evaluate` keeps the two above.
+META_LEARNERS: dict[str, Learner] = {
+    **BASELINES,
+    "x_learner_gbm": x_learner,
+    "dr_learner_gbm": dr_learner,
 }

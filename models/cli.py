@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
     """Adds this package's subcommands to the `liftstream` CLI."""
     app.command("train")(train)
     app.command("evaluate")(evaluate)
+    app.command("crossfit")(crossfit)
 
 
 def _history(path: Path) -> Path:
@@ -136,3 +137,50 @@ def evaluate(
         if unseen["ablation"] is None:
             typer.echo("text ablation: none given (--ablation MODEL_DIR, trained with --no-text)")
     typer.echo(f"wrote {metrics_path} and {report_path}")
+
+
+def crossfit(
+    history: History,
+    promotion: Annotated[str, typer.Option("--promotion", help="promotion whose exposures are scored")],
+    outcome: Annotated[str, typer.Option("--outcome", help="outcome to judge")] = "visit",
+    folds: Annotated[int, typer.Option("--folds", help="folds per repeat, users grouped")] = 5,
+    repeats: Annotated[int, typer.Option("--repeats", help="repeats, new folds each (seed + repeat)")] = 3,
+    seed: Annotated[int, typer.Option("--seed", envvar="LIFTSTREAM_SEED", help="seeds folds and models")] = 0,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="neural model's most epochs (early stopping may stop it)")
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, help="user resamples of the pooled out-of-fold predictions")
+    ] = 200,
+    lockbox: Annotated[
+        bool, typer.Option("--lockbox", help="after the cross-fit in OUT: train on every non-lockbox user "
+                           "and score the lockbox, once (refused if OUT/lockbox.json exists)")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="crossfit.json, lockbox.json, fold models")] = Path(
+        "out/crossfit"
+    ),
+    device: Annotated[
+        str, typer.Option("--device", envvar="LIFTSTREAM_DEVICE", help="auto (GPU if present), cpu or cuda")
+    ] = "auto",
+) -> None:
+    """Repeated cross-fitting by user of the neural model against T/S/X/DR-learners, with a lockbox.
+
+    20% of the users (a fixed hash of user_id) are kept aside; the others are split into --folds folds,
+    --repeats times. Every model trains on the other folds (validation carved inside them) and is scored
+    on the fold's --promotion exposures: uplift@30 and normalised Qini (scikit-uplift x 100), paired
+    differences with Nadeau-Bengio intervals and a paired bootstrap, and the criterion's verdict.
+    `--lockbox` then opens the lockbox once for the final figure (docs/model.md: Hillstrom protocol)."""
+    from models.crossfit import crossfit as run_crossfit
+    from models.crossfit import open_lockbox, verdict_lines
+    from models.dataset import build_dataset
+
+    dataset = build_dataset(_history(history))
+    if lockbox:
+        result = open_lockbox(dataset, out, promotion=promotion, outcome=outcome, seed=seed, epochs=epochs,
+                              device=device, bootstrap=bootstrap, history=str(history))
+    else:
+        result = run_crossfit(dataset, out, promotion=promotion, outcome=outcome, folds=folds,
+                              repeats=repeats, seed=seed, epochs=epochs, device=device, bootstrap=bootstrap,
+                              history=str(history))
+    for line in verdict_lines(result):
+        typer.echo(line)

@@ -19,7 +19,8 @@ from stream.features.compute import exposure_matrices
 from stream.features.labels import outcome_labels
 from stream.features.replay import Replay, replay
 from stream.features.state import FeatureConfig
-from stream.history import read_history
+from stream.history import read_history, read_meta
+from stream.scoring.signature import DECLARATION_HASH
 from stream.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,13 @@ def build_dataset(
     history_dir: Path | str, attribution_window_s: float | None = None, config: FeatureConfig | None = None
 ) -> Dataset:
     """Replay a history into a Dataset; attribution window: the argument, else meta, else settings."""
+    # Before reading the events: their declared attributes validate against this process's declaration.
+    imported_with = read_meta(history_dir).get("declaration_hash", DECLARATION_HASH)
+    if imported_with != DECLARATION_HASH:
+        raise ConfigError(
+            f"{history_dir} was imported with profile declaration {imported_with}, this process declares "
+            f"{DECLARATION_HASH}: set LIFTSTREAM_PROFILE__ATTRIBUTES(_FILE) as for the import"
+        )
     history = read_history(history_dir)
     meta = dict(history.meta)
     if attribution_window_s is None:
@@ -81,6 +89,7 @@ def build_dataset(
         n_rows=n,
         applied=dict(rep.applied),
         skipped_unknown_promotion=rep.skipped,
+        declaration_hash=DECLARATION_HASH,
     )
     log.info("dataset %s: %d exposures, %s", history_dir, n, dict(rep.applied))
     return Dataset(

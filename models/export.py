@@ -6,12 +6,15 @@ REPO/<model>/<v>/model.pt        TorchScript (the encoder's LoRA merged into its
                                  the eager (unmerged) model before it is published
 REPO/<model>/<v>/model.py        the twin's python-backend entry point (a copy of models/twin.py)
 REPO/effect_scorer/<v>/reference.json, model_card.md    drift reference statistics, model card
+REPO/effect_scorer/<v>/signature.json    the user feature names and profile declaration (hash) the model
+                                         takes; the worker refuses to serve it under another declaration
 
 A version is staged beside the repository and renamed into place: Triton's poll never sees it half written.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import py_compile
@@ -131,6 +134,7 @@ def export_model(model_dir: Path, repo: Path, version: int | None = None) -> Exp
             reference = {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as exc:
         raise ModelError(f"{model_dir} has no reference_matrix.npz: {exc}") from exc
+    _check_signature(model_dir)
     encoder, scorer, meta = load_model(model_dir)
 
     rng = np.random.default_rng(0)
@@ -172,6 +176,7 @@ def export_model(model_dir: Path, repo: Path, version: int | None = None) -> Exp
             scorer_dir / "reference.json",
         )
         (scorer_dir / "model_card.md").write_text(render_card(meta, version))
+        (scorer_dir / sig.SIGNATURE_FILE).write_text(json.dumps(sig.signature_record(), indent=2) + "\n")
         for name, spec in SPECS.items():
             _write_configs(repo / name, spec)
             os.rename(staging / name, repo / name / str(version))
@@ -179,6 +184,17 @@ def export_model(model_dir: Path, repo: Path, version: int | None = None) -> Exp
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s as version %d into %s", model_dir, version, repo)
     return Exported(repo, version, {m: repo / m / str(version) / "model.pt" for m in SPECS})
+
+
+def _check_signature(model_dir: Path) -> None:
+    """The model must take this process's user features: the configs and the exported signature are its."""
+    try:
+        features = json.loads((model_dir / "model.json").read_text()).get("features", {})
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{model_dir} is not a trained model directory: {exc}") from exc
+    wrong = sig.signature_mismatch(features, str(model_dir))
+    if wrong:
+        raise ModelError(wrong)
 
 
 def _write_configs(model_root: Path, spec: ServingSpec) -> None:

@@ -5,6 +5,9 @@ profile; a Mens/Womens E-Mail customer a treatment exposure to that promotion; a
 control group of both — a holdout exposure to each. The two-week outcomes become a `visit` click and, for
 buyers, a `purchase` at the spend, one hour after the exposure. Customers are sent one second apart in file
 order, so any subset of rows keeps its timing.
+
+The same mapping as a `liftstream data import` spec is models/hillstrom_import.toml; it gives this history
+byte for byte (tests/models/test_importer.py).
 """
 
 from __future__ import annotations

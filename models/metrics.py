@@ -69,6 +69,17 @@ def qini_coefficient(uplift: np.ndarray, y: np.ndarray, t: np.ndarray) -> float:
     return _area(curve) - float(curve.y[-1]) / 2.0
 
 
+def normalised_qini(uplift: np.ndarray, y: np.ndarray, t: np.ndarray) -> float:
+    """scikit-uplift's `qini_auc_score` (negative_effect=True): the Qini coefficient as a share of the perfect
+    ranking's, which puts treated responders first and holdout responders last (score y * (2t - 1)).
+
+    Both areas lie above the same random-targeting line and scikit-uplift's curves differ from these by the
+    axes' scale only (counts instead of shares of the population), which cancels in the ratio; ties count
+    as one block in both. Published figures quote it x 100. nan when the perfect ranking has no area."""
+    perfect = qini_coefficient(y * (2.0 * t - 1.0), y, t)
+    return qini_coefficient(uplift, y, t) / perfect if perfect > 0 else float("nan")
+
+
 def truth_qini(uplift: np.ndarray, true_tau: np.ndarray) -> float:
     """The Qini coefficient of a ranking measured on the true effects instead of the observed outcomes:
     the area between the cumulative true effect of the top k (per population member) and the random

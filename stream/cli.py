@@ -27,6 +27,7 @@ def _register() -> None:
     from stream import worker_cli
     from stream.bench import cli as bench_cli
     from stream.demo import cli as demo_cli
+    from stream.doctor import cli as doctor_cli
     from stream.events import cli as events_cli
     from stream.local import cli as local_cli
     from stream.monitor import cli as monitor_cli
@@ -39,6 +40,7 @@ def _register() -> None:
         models_cli,
         serving_cli,
         worker_cli,
+        doctor_cli,
         monitor_cli,
         demo_cli,
         bench_cli,
@@ -48,8 +50,8 @@ def _register() -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _register()
     try:
+        _register()  # imports the model signature, which reads the declared profile attributes
         app()
     except LiftstreamError as exc:
         typer.secho(f"liftstream: error: {exc}", err=True, fg=typer.colors.RED)

@@ -8,13 +8,16 @@ drift scopes and feature names. Never a user or event id.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from stream.events.models import (
     INPUT_EVENTS,
@@ -28,6 +31,7 @@ from stream.events.models import (
     Interval,
     Outcome,
 )
+from stream.health import WSGIApp
 from stream.scoring.signature import ENCODER, SCORER
 
 log = logging.getLogger(__name__)
@@ -231,14 +235,28 @@ class Metrics:
         firing.set(1 if alert.state == "firing" else 0)
 
 
-def serve(port: int, registry: CollectorRegistry, addr: str = "0.0.0.0") -> WSGIServer | None:
-    """Starts /metrics in a daemon thread; port 0 disables it. Returns the server (to `shutdown()`)."""
+def serve(
+    port: int, registry: CollectorRegistry, addr: str = "0.0.0.0", routes: Mapping[str, WSGIApp] | None = None
+) -> WSGIServer | None:
+    """Starts /metrics, and `routes` (path → WSGI app: the worker's /live and /ready, stream/health.py), in
+    a daemon thread; port 0 disables it. Returns the server (to `shutdown()`)."""
     if port == 0:
         log.info("metrics endpoint disabled (metrics_port=0)")
         return None
-    server, _thread = start_http_server(port, addr=addr, registry=registry)
-    log.info("metrics on http://%s:%d/metrics", addr, port)
+    metrics, paths = make_wsgi_app(registry), dict(routes or {})
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return paths.get(environ.get("PATH_INFO", ""), metrics)(environ, start_response)
+
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    log.info("metrics on http://%s:%d/metrics%s", addr, port, "".join(f", {p}" for p in paths))
     return server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes and scrapes every few seconds: no access log."""
 
 
 def _check_topic(topic: str) -> None:

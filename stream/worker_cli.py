@@ -13,7 +13,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from stream.errors import ModelError, ServiceError
-from stream.scoring.signature import ENCODER, SCORER
+from stream.scoring.signature import ENCODER, SCORER, check_served
 from stream.scoring.triton import newest_common_ready
 from stream.settings import Settings, load_settings
 
@@ -87,17 +87,24 @@ def run_worker(settings: Settings) -> None:
 
     from stream.agents.topics import ensure_topics
     from stream.app import create_app, internal_topics
+    from stream.health import Health
+    from stream.kafka_access import check_access, check_connection
     from stream.logs import throttle_libraries
     from stream.metrics import Metrics, serve
 
     version = asyncio.run(_served_version(settings.triton_url))
     log.info("Triton at %s serves model version %d", settings.triton_url, version)
+    check_served(settings.model_repo, version)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
-    app = create_app(settings, metrics=metrics)
-    asyncio.run(ensure_topics(settings, internal_topics(app)))
+    health = Health(settings.health_stale_s)
+    app = create_app(settings, metrics=metrics, health=health)
+    internal = internal_topics(app)
+    asyncio.run(check_connection(settings))
+    asyncio.run(ensure_topics(settings, internal))
+    asyncio.run(check_access(settings, [t.name for t in internal]))
     app.engine.encoder.load()
-    serve(settings.metrics_port, registry)
+    serve(settings.metrics_port, registry, routes=health.routes())
     throttle_libraries()
     _tune_gc()
     faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

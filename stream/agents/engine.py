@@ -7,6 +7,7 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -18,10 +19,11 @@ from stream.batching.acks import AckLedger
 from stream.batching.partials import Partial
 from stream.batching.pending import PendingExposures
 from stream.batching.pipeline import Pipeline
-from stream.batching.records import Record
+from stream.batching.records import Decoded, Record, decode_records
 from stream.batching.scoring import BatchScorer
 from stream.batching.users import EMPTY, UserConfig, UserValue
 from stream.effects.report import Policy
+from stream.events.framing import Framing, framing_for
 from stream.metrics import TOPICS, Metrics
 from stream.outputs import Output
 from stream.outputs.drift import DriftMonitor
@@ -44,6 +46,7 @@ class Engine:
     names: dict[str, str] = field(init=False)
     logical: dict[str, str] = field(init=False)
     topics: dict[str, Any] = field(init=False)
+    framing: Framing = field(init=False)
     users: TableView[UserValue] = field(init=False)
     partials: TableView[Partial] = field(init=False)
     merged: TableView[dict[str, Any]] = field(init=False)
@@ -79,6 +82,7 @@ class Engine:
             "value_serializer": "raw",
         }
         self.topics = {t: app.topic(name, **raw) for t, name in self.names.items()}
+        self.framing = framing_for(s, self.names)
         keep = s.store.startswith("memory")
         n = s.topics.partitions
         self.users = TableView(
@@ -132,6 +136,16 @@ class Engine:
     def record(self, event: Any) -> Record:
         m = event.message
         return Record(self.logical.get(m.topic, m.topic), m.partition, m.offset, m.key, m.value, m.timestamp)
+
+    async def resolve_schema_ids(self, events: Iterable[Any]) -> None:
+        """Asks the schema registry about the new schema ids of consumed `events`, before `decode`."""
+        messages = (e.message for e in events)
+        await self.framing.resolve((self.logical.get(m.topic, m.topic), m.value) for m in messages)
+
+    def decode(self, records: Iterable[Record], now: datetime) -> Decoded:
+        """Input records through the gate, under the input policy (Schema Registry framing, extra fields)."""
+        ignore = self.settings.events.extra_fields == "ignore"
+        return decode_records(records, self.names, now, framing=self.framing, ignore_extra=ignore)
 
     def _write_registry(self, key: str, value: dict[str, Any]) -> Any:
         with in_partition(REGISTRY_PARTITION):

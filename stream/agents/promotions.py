@@ -15,7 +15,6 @@ from typing import Any
 from mode import CrashingSupervisor
 
 from stream.agents.engine import Engine
-from stream.batching.records import decode_records
 from stream.errors import ScoringError
 from stream.events.gate import encode
 from stream.events.models import PromotionEvent
@@ -39,7 +38,8 @@ def register(engine: Engine) -> None:
 
 
 async def handle(engine: Engine, events: list[Any]) -> None:
-    decoded = decode_records([engine.record(e) for e in events], engine.names, datetime.now(UTC))
+    await engine.resolve_schema_ids(events)
+    decoded = engine.decode([engine.record(e) for e in events], datetime.now(UTC))
     changed: dict[str, Promo] = {}
     for _, event in decoded.valid:
         assert isinstance(event, PromotionEvent)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -24,12 +25,13 @@ from mode import CrashingSupervisor
 from stream.agents.engine import Engine
 from stream.agents.topics import USER_INPUTS
 from stream.batching.assemble import ExposureItem, assemble
+from stream.batching.contract import enforce
 from stream.batching.covariate import Change, batch_blocks, covariate
 from stream.batching.outbox import Outbox, aggregate
 from stream.batching.partials import Partial, partial_key
 from stream.batching.pending import UNKNOWN_PROMOTION
 from stream.batching.pipeline import Settle
-from stream.batching.records import Record, decode_records
+from stream.batching.records import Record
 from stream.batching.request import ScoreRequest, build_request
 from stream.batching.scoring import Scored
 from stream.batching.users import stamp
@@ -84,6 +86,7 @@ def register(engine: Engine) -> None:
 
 
 async def submit(engine: Engine, stream: Any, events: list[Any]) -> None:
+    await engine.resolve_schema_ids(events)
     batch, request = take(engine, stream, events)
     await engine.pipeline.submit(engine.batch_scorer.score(request), partial(send, engine, batch))
 
@@ -96,7 +99,13 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
             "left out %d messages of a revoked partition, an earlier generation or delivered again",
             len(events) - len(records),
         )
-    decoded = decode_records(records, engine.names, now)
+    decoded = enforce(
+        engine.decode(records, now),
+        input_partitions(engine),
+        engine.settings.windows.allowed_lateness_s,
+        engine.names,
+        now,
+    )
     # With no active promotion yet (their texts may still be encoding) a ranking would be empty: leave the
     # session unranked so one of its next clicks ranks it.
     rankable = bool(engine.registry.active())
@@ -156,6 +165,13 @@ def admitted(engine: Engine, events: list[Any]) -> list[Record]:
     ]
 
 
+def input_partitions(engine: Engine) -> dict[str, int]:
+    """Logical user input topic → its partition count, as the consumer's group metadata has it (the
+    configured count until the group's first assignment)."""
+    counts = engine.app.consumer.topic_partitions
+    return {t: counts(engine.names[t]) or engine.settings.topics.partitions for t in USER_INPUTS}
+
+
 def _unknown(engine: Engine, item: ExposureItem, now: datetime) -> DeadLetter:
     r = item.record
     wait = engine.settings.windows.unknown_promotion_wait_s
@@ -168,7 +184,7 @@ async def send(engine: Engine, batch: Batch, scored: Scored) -> Settle:
     k = engine.settings.windows.ranking_top_k
     predictions = effect_predictions(scored)
     outputs = [*prediction_outputs(predictions), *ranking_outputs(scored, k)]
-    outputs += [Output("dead-letter", None, encode(d)) for d in batch.dead]
+    outputs += [Output("dead-letter", None, encode(d)) for d in (*batch.dead, *_unscored(engine, scored))]
     sent = await engine.publish(outputs)
     _count_predictions(engine, scored)
     _count_covariates(engine, batch, scored)
@@ -183,6 +199,23 @@ async def send(engine: Engine, batch: Batch, scored: Scored) -> Settle:
 
 def _fresh(p: Partial) -> Partial:
     return Partial(p.promotion_id, p.campaign_id, p.partition)
+
+
+def _unscored(engine: Engine, scored: Scored) -> list[DeadLetter]:
+    """Dead letters of the exposures the batch left unscored (stream/batching/scoring.py). They settle
+    with the batch, and still count in the realised totals (they were exposed); not in the predictions
+    nor in the covariate sample, like an exposure whose promotion was unknown when it opened."""
+    now = datetime.now(UTC)
+    out = []
+    reasons: Counter[str] = Counter()
+    for item, failure in scored.unscored():
+        r = item.record
+        error = DecodeError(failure.reason, failure.error)
+        out.append(dead_letter(engine.names[r.topic], r.partition, r.offset, r.key, r.value, error, now))
+        reasons[failure.reason] += 1
+    for reason, n in reasons.items():
+        engine.metrics.dead_letter("exposures", reason, n)
+    return out
 
 
 async def settle(
@@ -223,8 +256,9 @@ async def settle(
 def _count_predictions(engine: Engine, scored: Scored) -> None:
     """Counts each exposure's prediction in its partial (once: the partial's mark skips replays)."""
     groups: dict[str, tuple[Partial, list[int], list[list[float]]]] = {}
-    uplift = scored.uplift[: len(scored.request.exposures)].tolist()
-    for (item, promo), row in zip(scored.request.exposures, uplift, strict=True):
+    exposures = scored.exposures()
+    uplift = scored.uplift[[i for i, _, _ in exposures]].tolist()
+    for (_, item, promo), row in zip(exposures, uplift, strict=True):
         key = partial_key(promo.promotion_id, item.record.partition)
         if key not in groups:
             fresh = Partial(promo.promotion_id, promo.campaign_id, item.record.partition)
@@ -243,11 +277,12 @@ def _count_covariates(engine: Engine, batch: Batch, scored: Scored) -> None:
     exposures it scored into its own and every later taken batch's user values (batching/covariate.py)."""
     if engine.unsent and engine.unsent[0] is batch:
         engine.unsent.popleft()
-    n = len(scored.request.exposures)
-    p_t, p_c = scored.p_treated[:n].tolist(), scored.p_control[:n].tolist()
+    exposures = scored.exposures()
+    rows = [i for i, _, _ in exposures]
+    p_t, p_c = scored.p_treated[rows].tolist(), scored.p_control[rows].tolist()
     xs = {
-        (item.event.user_id, stable_hash(item.event.event_id)): covariate(p_t[i], p_c[i])
-        for i, (item, _) in enumerate(scored.request.exposures)
+        (item.event.user_id, stable_hash(item.event.event_id)): covariate(t, c)
+        for (_, item, _), t, c in zip(exposures, p_t, p_c, strict=True)
     }
     blocks = batch_blocks(
         batch.changes, lambda uid, h: xs.get((uid, h)), lambda uid, h: batch.learned.get((uid, h))
@@ -286,17 +321,18 @@ def _patch_writes(
 
 
 def _observe(engine: Engine, scored: Scored) -> None:
-    items = [item for item, _ in scored.request.exposures]
-    n = len(items)
-    if n:
-        engine.metrics.observe_batch(n, latencies_s(items, scored))
+    exposures = scored.exposures()
+    rows = [i for i, _, _ in exposures]
+    items = [item for _, item, _ in exposures]
+    if items:
+        engine.metrics.observe_batch(len(items), latencies_s(items, scored))
         arms = np.asarray([i.event.arm.value for i in items])
         engine.drift.update(
             scored.version,
-            scored.request.user_features[:n],
-            scored.request.promo_attrs[:n],
+            scored.request.user_features[rows],
+            scored.request.promo_attrs[rows],
             arms,
-            scored.uplift[:n],
+            scored.uplift[rows],
         )
     if scored.version != engine.model_version and len(scored.request):
         engine.model_version = scored.version

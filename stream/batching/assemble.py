@@ -76,21 +76,20 @@ def assemble(
             added[uid] = _resend(out, record.partition, here, uid, value, partial)
         if isinstance(event, ExposureEvent):
             out.exposures.append(ExposureItem(record, event))
-        if value.replayed(record.topic, record.offset):
+        if value.replayed(record.topic, record.partition, record.offset):
             out.outcomes[record.topic, "duplicate"] += 1
             continue
         deltas: list[Delta] = []
+        at = (record.topic, record.partition, record.offset)
         if isinstance(event, ClickEvent):
-            value, applied, deltas, rank = apply_click(
-                value, record.topic, record.offset, event, config, rankable=rankable
-            )
+            value, applied, deltas, rank = apply_click(value, *at, event, config, rankable=rankable)
             if rank:
                 out.rankings[uid] = RankItem(record, uid, event.session_id, event.ts.timestamp())
         elif isinstance(event, ExposureEvent):
-            value, applied, delta = apply_exposure(value, record.topic, record.offset, event, config)
+            value, applied, delta = apply_exposure(value, *at, event, config)
             deltas = [] if delta is None else [delta]
         elif isinstance(event, UserProfileEvent):
-            value, applied = apply_profile(value, record.topic, record.offset, event)
+            value, applied = apply_profile(value, *at, event)
         else:
             raise TypeError(f"{type(event).__name__} is not a user event")
         out.users[uid] = record.partition, value

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stream.errors import DecodeError
+from stream.events.framing import UNCHECKED, Framing
 from stream.events.gate import Event, dead_letter, decode
 from stream.events.models import DeadLetter
 
@@ -39,14 +40,25 @@ class Decoded:
     """(logical topic, reason) → dead letters, for metrics."""
 
 
-def decode_records(records: Iterable[Record], kafka_names: Mapping[str, str], now: datetime) -> Decoded:
-    """Valid events in input order, and a dead letter (naming the real Kafka topic) for every invalid one."""
+def decode_records(
+    records: Iterable[Record],
+    kafka_names: Mapping[str, str],
+    now: datetime,
+    *,
+    framing: Framing = UNCHECKED,
+    ignore_extra: bool = False,
+) -> Decoded:
+    """Valid events in input order, and a dead letter (naming the real Kafka topic) for every invalid one.
+
+    `framing` strips (with a registry: checks, after `Framing.resolve`) the Schema Registry header of
+    framed messages; a dead letter keeps the message as it came. `ignore_extra`: `events.extra_fields`."""
     valid: list[tuple[Record, Event]] = []
     dead: list[DeadLetter] = []
     reasons: Counter[tuple[str, str]] = Counter()
     for record in records:
         try:
-            valid.append((record, decode(record.topic, record.value)))
+            value = framing.unframe(record.topic, record.value)
+            valid.append((record, decode(record.topic, value, ignore_extra=ignore_extra)))
         except DecodeError as exc:
             source = kafka_names.get(record.topic, record.topic)
             dead.append(

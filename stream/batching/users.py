@@ -2,10 +2,12 @@
 
 One value per user holds everything keyed by the user, so one changelog record updates it atomically:
 windowed features, attribution state, the latest profile, the ranking marker, the offset of the
-last event applied from each input topic, and the outbox of its latest batch (stream/batching/outbox.py).
-Events of a user arrive from one partition per topic in offset order, so an event at or below its
-topic's recorded offset is a replay (after a crash or a rebalance) and changes no state: features and
-realised totals are never counted twice.
+last event applied from each input topic partition, and the outbox of its latest batch
+(stream/batching/outbox.py). Events of a user arrive from one partition per topic in offset order, so an
+event at or below its partition's recorded offset is a replay (after a crash or a rebalance) and changes
+no state: features and realised totals are never counted twice. Offsets are kept per (topic, partition):
+an offset means nothing in another partition, whose events (after the topic gained partitions) must not
+be taken for replays (events on the wrong partition never get here: stream/batching/contract.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from stream.features.profile import profile_interests, profile_vector
 from stream.features.state import Applied, FeatureConfig, UserState, stable_hash
 from stream.settings import Settings
 
-VALUE_VERSION = 1
+VALUE_VERSION = 2
+"""2: offsets keyed by topic and partition. A version 1 value's offsets, keyed by topic alone, still
+count for the partition of the user's next event of that topic, the partition they came from."""
 NO_PROFILE = profile_vector(None)
 
 
@@ -52,6 +56,7 @@ class UserValue:
     interests: frozenset[int] = frozenset()
     profile_ts: float | None = None
     offsets: Mapping[str, int] = field(default_factory=dict)
+    """`offset_key(topic, partition)` → the offset of the last event applied from it."""
     session: int | None = None
     """Hash of the session the user was last ranked in, and when (event time)."""
     ranked_ts: float | None = None
@@ -60,8 +65,9 @@ class UserValue:
     def profile_vector(self) -> np.ndarray:
         return NO_PROFILE if self.profile is None else np.asarray(self.profile, dtype=np.float32)
 
-    def replayed(self, topic: str, offset: int) -> bool:
-        return offset <= self.offsets.get(topic, -1)
+    def replayed(self, topic: str, partition: int, offset: int) -> bool:
+        last = self.offsets.get(offset_key(topic, partition), self.offsets.get(topic, -1))
+        return offset <= last
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,7 +85,7 @@ class UserValue:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UserValue:
-        if data.get("v") != VALUE_VERSION:
+        if data.get("v") not in (1, VALUE_VERSION):
             raise ValueError(f"unsupported user value version {data.get('v')!r}")
         return cls(
             UserState.from_json(data["f"]),
@@ -97,12 +103,25 @@ class UserValue:
 EMPTY = UserValue()
 
 
-def _at(value: UserValue, topic: str, offset: int, **changes: Any) -> UserValue:
-    return replace(value, offsets={**value.offsets, topic: offset}, **changes)
+def offset_key(topic: str, partition: int) -> str:
+    return f"{topic}/{partition}"
+
+
+def _at(value: UserValue, topic: str, partition: int, offset: int, **changes: Any) -> UserValue:
+    offsets = {k: v for k, v in value.offsets.items() if k != topic}  # a version 1 offset, now superseded
+    offsets[offset_key(topic, partition)] = offset
+    return replace(value, offsets=offsets, **changes)
 
 
 def apply_click(
-    value: UserValue, topic: str, offset: int, click: ClickEvent, config: UserConfig, *, rankable: bool = True
+    value: UserValue,
+    topic: str,
+    partition: int,
+    offset: int,
+    click: ClickEvent,
+    config: UserConfig,
+    *,
+    rankable: bool = True,
 ) -> tuple[UserValue, Applied, list[Delta], bool]:
     """(value, feature outcome, realised-effect deltas, whether to rank promotions for the user now).
 
@@ -121,29 +140,30 @@ def apply_click(
         )
     )
     marker = {"session": session, "ranked_ts": ts} if rank else {}
-    return _at(value, topic, offset, features=state, attribution=attributed, **marker), applied, deltas, rank
+    value = _at(value, topic, partition, offset, features=state, attribution=attributed, **marker)
+    return value, applied, deltas, rank
 
 
 def apply_exposure(
-    value: UserValue, topic: str, offset: int, exposure: ExposureEvent, config: UserConfig
+    value: UserValue, topic: str, partition: int, offset: int, exposure: ExposureEvent, config: UserConfig
 ) -> tuple[UserValue, Applied, Delta | None]:
     state, applied = features.apply_exposure(value.features, features.exposure_row(exposure), config.features)
     attributed, delta, _ = attribution.apply_exposure(
         value.attribution, exposure_fact(exposure), config.attribution
     )
-    return _at(value, topic, offset, features=state, attribution=attributed), applied, delta
+    return _at(value, topic, partition, offset, features=state, attribution=attributed), applied, delta
 
 
 def apply_profile(
-    value: UserValue, topic: str, offset: int, profile: UserProfileEvent
+    value: UserValue, topic: str, partition: int, offset: int, profile: UserProfileEvent
 ) -> tuple[UserValue, Applied]:
     """The newest profile by event time wins; an older one is late and only moves the offset."""
     ts = profile.ts.timestamp()
     if value.profile_ts is not None and ts < value.profile_ts:
-        return _at(value, topic, offset), Applied.late
+        return _at(value, topic, partition, offset), Applied.late
     vector = tuple(float(x) for x in profile_vector(profile))
     return _at(
-        value, topic, offset, profile=vector, interests=profile_interests(profile), profile_ts=ts
+        value, topic, partition, offset, profile=vector, interests=profile_interests(profile), profile_ts=ts
     ), Applied.applied
 
 

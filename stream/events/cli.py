@@ -14,11 +14,15 @@ from stream.errors import ConfigError
 
 def register(app: typer.Typer) -> None:
     """Adds this package's subcommands to the `liftstream` CLI."""
-    app.command("schemas")(schemas)
+    group = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    group.callback()(schemas)
+    group.command("register")(register_schemas)
+    app.add_typer(group, name="schemas")
     app.command("bench-decode")(bench_decode)
 
 
 def schemas(
+    ctx: typer.Context,
     out: Annotated[
         Path, typer.Option("--out", envvar="LIFTSTREAM_SCHEMAS_DIR", help="directory of the schema files")
     ] = Path("deploy/schemas"),
@@ -27,6 +31,8 @@ def schemas(
     """Exports one JSON Schema per event topic (inputs and outputs) for producers and consumers."""
     from stream.events.schemas import export_schemas, schema_differences
 
+    if ctx.invoked_subcommand is not None:
+        return
     if check:
         problems = schema_differences(out)
         if problems:
@@ -38,6 +44,26 @@ def schemas(
         return
     paths = export_schemas(out)
     typer.echo(f"wrote {len(paths)} schema files to {out}")
+
+
+def register_schemas(
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", envvar="LIFTSTREAM_SCHEMA_REGISTRY__URL", help="Schema Registry URL"),
+    ] = None,
+    inputs: Annotated[bool, typer.Option("--inputs", help="register the input topics' schemas too")] = False,
+) -> None:
+    """Registers the output topics' JSON Schemas under the subjects `<topic>-value` (schemaType JSON).
+
+    Topic names and the subject template come from the settings (LIFTSTREAM_TOPICS__*,
+    LIFTSTREAM_TOPIC_POLICY__PREFIX, LIFTSTREAM_SCHEMA_REGISTRY__*)."""
+    from stream.events.registration import register_topic_schemas
+    from stream.settings import get_settings
+
+    if registry is None:
+        raise ConfigError("no Schema Registry: pass --registry URL or set LIFTSTREAM_SCHEMA_REGISTRY__URL")
+    for subject, schema_id in register_topic_schemas(get_settings(), registry, inputs=inputs):
+        typer.echo(f"{subject}: schema id {schema_id}")
 
 
 def bench_decode(

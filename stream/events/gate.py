@@ -11,7 +11,7 @@ import base64
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -85,8 +85,10 @@ _MAX_ERROR_CHARS = 4096
 MAX_DEAD_LETTER_PAYLOAD_BYTES = 4 * MAX_MESSAGE_BYTES
 
 
-def decode(topic: str, raw: bytes | None) -> Event:
-    """Validates one message of the input topic `topic` (a key of `INPUT_EVENTS`); raises `DecodeError`."""
+def decode(topic: str, raw: bytes | None, *, ignore_extra: bool = False) -> Event:
+    """Validates one message of the input topic `topic` (a key of `INPUT_EVENTS`); raises `DecodeError`.
+
+    Fields no model names are refused (reason `invalid`) unless `ignore_extra` (`events.extra_fields`)."""
     model = INPUT_EVENTS.get(topic)
     if model is None:
         raise DecodeError(UNKNOWN_TOPIC, f"no input event is published on topic {topic[:64]!r}")
@@ -95,7 +97,8 @@ def decode(topic: str, raw: bytes | None) -> Event:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise DecodeError(OVERSIZED, f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
     try:
-        return cast(Event, model.model_validate_json(raw, strict=True))
+        extra: Literal["ignore"] | None = "ignore" if ignore_extra else None
+        return cast(Event, model.model_validate_json(raw, strict=True, extra=extra))
     except ValidationError as exc:
         raise _classify(raw, exc) from exc
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION: Final = 1
@@ -154,6 +154,27 @@ class ExposureEvent(_Wire):
     arm: Arm
 
 
+# The typed fields a declared attribute may name: kind, and the values it takes (None: any).
+PROFILE_FIELDS: Final[dict[str, tuple[str, tuple[str, ...] | None]]] = {
+    "tenure_days": ("numeric", None),
+    "lifetime_spend": ("numeric", None),
+    "orders": ("numeric", None),
+    "recency_days": ("numeric", None),
+    "channel": ("categorical", tuple(c.value for c in Channel)),
+    "region": ("categorical", tuple(r.value for r in Region)),
+    "segment": ("categorical", None),
+    "interests": ("multi", None),
+    "is_new": ("numeric", None),
+}
+AttributeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+AttributeValue = (
+    bool
+    | Real
+    | Annotated[str, Field(max_length=64)]
+    | Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=32)]
+)
+
+
 class UserProfileEvent(_Wire):
     user_id: Id
     ts: EventTime
@@ -166,6 +187,23 @@ class UserProfileEvent(_Wire):
     segment: Annotated[str, Field(max_length=64)] = ""
     interests: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=32)] = []
     is_new: bool = False
+    attributes: Annotated[
+        dict[AttributeName, AttributeValue], Field(max_length=64, exclude_if=lambda value: not value)
+    ] = {}
+    """Declared attributes other than the typed fields above (docs/attributes.md): a number (or boolean), a
+    string, or a list of strings, as each one's declaration says. Left out of the wire bytes when empty, so
+    a profile without them is written exactly as before declarations existed."""
+
+    @field_validator("attributes")
+    @classmethod
+    def _declared(cls, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+        if attributes:
+            # Imported here: the declaration and the signature import this module.
+            from stream.features.declaration import check_attributes
+            from stream.scoring.signature import DECLARATION
+
+            check_attributes(attributes, DECLARATION)
+        return attributes
 
 
 class OutcomeScores(BaseModel):
@@ -312,6 +350,11 @@ class Alert(_Wire):
 
 class DeadLetter(_Wire):
     reason: Annotated[str, Field(max_length=64)]
+    """Why: a decoding reason (stream/events/gate.py: REASONS, and for the Schema Registry header
+    `malformed_frame` / `unknown_schema_id`, stream/events/framing.py); for a valid user event that breaks
+    the input contract `wrong_partition` or `future_timestamp` (stream/batching/contract.py); for an exposure
+    `unknown_promotion` (stream/batching/pending.py), or `invalid_score` / `scoring_failed` when the model
+    answered it invalidly or failed on it alone (stream/batching/scoring.py)."""
     error: LongText
     source_topic: Annotated[str, Field(max_length=249)]
     partition: Annotated[int, Field(ge=-1)]

@@ -1,7 +1,10 @@
 """JSON Schema files of the wire contracts, one per topic, for producers and consumers in other languages.
 
 Input topics get the validation schema (what producers may send), output topics the serialization schema
-(what consumers will read). The committed files in `deploy/schemas/` are checked against the models.
+(what consumers will read). Input schemas are closed (`additionalProperties: false`, what the gate
+enforces unless `events.extra_fields` is `ignore`); output schemas are open: consumers must ignore fields
+they do not know, so a release may add output fields without breaking them. The committed files in
+`deploy/schemas/` are checked against the models.
 """
 
 from __future__ import annotations
@@ -24,15 +27,28 @@ def topic_schema(topic: str) -> dict[str, Any]:
         limits = (
             f" Messages are at most {MAX_MESSAGE_BYTES} bytes of UTF-8 JSON; numbers must be finite and of"
             f" the declared JSON type (no strings for numbers); event time `ts` carries a timezone and is at"
-            f" most {MAX_FUTURE.days} day in the future."
+            f" most {MAX_FUTURE.days} day in the future. Fields the schema does not name are refused unless"
+            f" the worker runs with LIFTSTREAM_EVENTS__EXTRA_FIELDS=ignore. Plain JSON or the Confluent"
+            f" Schema Registry wire format (byte 0, the 4-byte big-endian schema id, then the JSON)."
         )
     else:
-        schema = model.model_json_schema(mode="serialization")
-        limits = ""
+        schema = _open(model.model_json_schema(mode="serialization"))
+        limits = (
+            " Consumers must ignore fields they do not know: fields may be added without a new"
+            " schema_version, which changes only when a field is removed or changes its type or meaning."
+        )
     # Each contract is versioned on its own: the effect and alert topics moved on without the others.
     version = model.model_fields["schema_version"].default
     description = f"liftstream topic `{topic}`, schema_version {version}.{limits}"
     return {"$schema": DIALECT, "description": description, **schema}
+
+
+def _open(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with every closed object (`additionalProperties: false`) opened, in `$defs` too."""
+    opened = {k: v for k, v in schema.items() if not (k == "additionalProperties" and v is False)}
+    if "$defs" in opened:
+        opened["$defs"] = {name: _open(sub) for name, sub in opened["$defs"].items()}
+    return opened
 
 
 def render_schemas() -> dict[str, str]:

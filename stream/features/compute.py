@@ -164,7 +164,7 @@ def user_feature_matrix(
     profile_vecs: np.ndarray | Sequence[np.ndarray],
     now_ts: float | np.ndarray,
 ) -> np.ndarray:
-    """[N, 41] float32 USER_FEATURES rows, row i as of now_ts[i] (a scalar applies to all)."""
+    """[N, len(USER_FEATURES)] float32 rows, row i as of now_ts[i] (a scalar applies to all)."""
     return _user_matrix(_clicks(states), states, profile_vecs, _now(now_ts, len(states)))
 
 
@@ -185,7 +185,7 @@ def exposure_matrices(
     promos: Sequence[PromoInfo],
     now_ts: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both scorer inputs of a batch of exposures, flattening the states once: ([N, 41], [N, 9])."""
+    """Both scorer inputs of a batch of exposures, flattening the states once: ([N, users], [N, 9])."""
     c, now = _clicks(states), _now(now_ts, len(states))
     return _user_matrix(c, states, profile_vecs, now), _promo_matrix(c, promos, interests, now)
 

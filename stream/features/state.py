@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from stream.errors import ConfigError
 from stream.events.models import ClickEvent, ExposureEvent
-from stream.scoring.signature import CLICK_KINDS, WINDOW_SECONDS
+from stream.scoring.signature import CLICK_KINDS, DECLARATION, WINDOW_SECONDS
 from stream.settings import Settings
 
 STATE_VERSION = 1
@@ -67,6 +67,13 @@ class FeatureConfig:
         if windows != WINDOW_SECONDS:
             raise ConfigError(
                 f"feature_windows_s {windows} must equal the model signature's windows {WINDOW_SECONDS}"
+            )
+        if settings.profile.attributes != DECLARATION:
+            # The signature's width was fixed from the environment at start-up; a per-command override
+            # would make the profile columns disagree with it.
+            raise ConfigError(
+                "profile.attributes differ from the declaration the model signature was built with: "
+                "declare them in the environment (LIFTSTREAM_PROFILE__*), not per command"
             )
         return cls(allowed_lateness_s=float(settings.windows.allowed_lateness_s))
 

@@ -1,5 +1,7 @@
 """An `EffectPrediction` per scored exposure, keyed by user_id with the exposure's event_id.
 
+Exposures the batch left unscored (`Scored.failures`) get none: they are dead-lettered instead.
+
 Latency is measured from the exposure message's Kafka timestamp (when it entered the log) to `scored_at`,
 so it covers the time the message waited in Kafka, in the worker's buffers and in Triton.
 """
@@ -26,9 +28,10 @@ def latencies_s(items: Sequence[ExposureItem], scored: Scored) -> np.ndarray:
 
 
 def effect_predictions(scored: Scored) -> list[EffectPrediction]:
-    items = [item for item, _ in scored.request.exposures]
-    n = len(items)
-    p_t, p_c = scored.p_treated[:n].tolist(), scored.p_control[:n].tolist()
+    exposures = scored.exposures()
+    rows = [row for row, _, _ in exposures]
+    items = [item for _, item, _ in exposures]
+    p_t, p_c = scored.p_treated[rows].tolist(), scored.p_control[rows].tolist()
     latency_ms = (latencies_s(items, scored) * 1000.0).tolist()
     out = []
     for i, item in enumerate(items):

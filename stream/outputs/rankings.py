@@ -22,12 +22,15 @@ def top_k(promotion_ids: list[str], revenue: np.ndarray, k: int) -> list[int]:
 
 
 def ranking(group: RankGroup, scored: Scored, k: int) -> PromotionRanking:
-    uplift = scored.uplift[group.rows]
-    ids = [p.promotion_id for p in group.promos]
+    """The group's candidates by expected incremental revenue; those the batch left unscored are left out."""
+    rows = [r for r in range(group.rows.start, group.rows.stop) if r not in scored.failures]
+    uplift = scored.uplift[rows]
+    promos = [group.promos[r - group.rows.start] for r in rows]
+    ids = [p.promotion_id for p in promos]
     ranked = [
         RankedPromotion(
             promotion_id=ids[i],
-            campaign_id=group.promos[i].campaign_id,
+            campaign_id=promos[i].campaign_id,
             expected_incremental_revenue=float(uplift[i, REVENUE]),
             uplift_conversion=float(uplift[i, CONVERSION]),
         )

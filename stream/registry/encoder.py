@@ -5,6 +5,10 @@ same version is the only one it means anything to. The missing vectors of a call
 request, and concurrent callers needing the same vector wait for that request instead of sending their
 own: the promotions agent encodes new texts before it publishes an entry, and scoring encodes what is
 still missing (a model version rolled out, or a promotion stored while Triton was away).
+
+A vector the encoder got wrong (NaN, ±inf, or an answer of another shape: stream/scoring/validate.py)
+is never returned, so never stored: the promotion stays without a vector for that version, its
+exposures are dead-lettered `invalid_score` by the batch that meets them, and the next batch asks again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from stream.registry.promos import Promo
 from stream.registry.registry import Registry
 from stream.scoring.protocol import Scorer
 from stream.scoring.tokenize import load_tokenizer, tokenize
+from stream.scoring.validate import invalid_vectors
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,7 @@ class PromoTextEncoder:
     def __init__(self, scorer: Scorer) -> None:
         self._scorer = scorer
         self._tokenizer: Any = None
-        self._inflight: dict[_Key, asyncio.Future[np.ndarray]] = {}
+        self._inflight: dict[_Key, asyncio.Future[np.ndarray | None]] = {}
 
     def load(self) -> Any:
         """The tokenizer, loaded on first use. A worker calls this before it starts consuming rather than
@@ -45,13 +50,14 @@ class PromoTextEncoder:
         return await self._scorer.encode(ids, mask, version=version)
 
     async def with_vectors(self, promos: Sequence[Promo], version: int) -> list[Promo]:
-        """`promos`, each with a vector for `version` (only the missing ones are encoded)."""
+        """`promos`, each with a vector for `version` (only the missing ones are encoded) unless the encoder
+        answered an invalid one."""
         missing = {p.promotion_id: p for p in promos if version not in p.vectors}
         waiting = {
             pid: self._inflight[k] for pid, p in missing.items() if (k := _key(p, version)) in self._inflight
         }
         mine = [p for pid, p in missing.items() if pid not in waiting]
-        vectors: dict[str, np.ndarray] = {}
+        vectors: dict[str, np.ndarray | None] = {}
         if mine:
             vectors.update(
                 zip([p.promotion_id for p in mine], await self._encode(mine, version), strict=True)
@@ -59,11 +65,12 @@ class PromoTextEncoder:
         for pid, future in waiting.items():
             vectors[pid] = await asyncio.shield(future)
         return [
-            p.with_vector(version, vectors[p.promotion_id]) if p.promotion_id in vectors else p
+            p if (vector := vectors.get(p.promotion_id)) is None else p.with_vector(version, vector)
             for p in promos
         ]
 
-    async def _encode(self, promos: list[Promo], version: int) -> np.ndarray:
+    async def _encode(self, promos: list[Promo], version: int) -> list[np.ndarray | None]:
+        """One vector per promotion, None where the encoder's answer is invalid."""
         loop = asyncio.get_running_loop()
         futures = {_key(p, version): loop.create_future() for p in promos}
         self._inflight.update(futures)
@@ -81,10 +88,18 @@ class PromoTextEncoder:
         finally:
             for k in futures:
                 self._inflight.pop(k, None)
-        for vector, future in zip(vectors, futures.values(), strict=True):
+        invalid = invalid_vectors(vectors, len(promos))
+        valid = [None if i in invalid else vectors[i] for i in range(len(promos))]
+        for vector, future in zip(valid, futures.values(), strict=True):
             future.set_result(vector)
-        log.info("encoded %d promotion texts with model version %d", len(promos), version)
-        return vectors
+        log.info("encoded %d promotion texts with model version %d", len(promos) - len(invalid), version)
+        if invalid:
+            i, why = next(iter(invalid.items()))
+            log.warning(
+                "promo_encoder v%d answered %d of %d promotion texts invalidly (%s: %s); their vectors are "
+                "not stored", version, len(invalid), len(promos), promos[i].promotion_id, why,
+            )
+        return valid
 
 
 async def registry_vectors(

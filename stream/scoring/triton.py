@@ -3,7 +3,8 @@
 One infer request per call — callers batch — split only where a call exceeds the model's max_batch_size.
 Unreachable or overloaded Triton (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, or a model not
 loaded yet) is retried with bounded, jittered exponential backoff and then raised as `ScoringUnavailable`;
-any other failure is a `ScoringError`. Both keep the tritonclient exception as their cause.
+any other failure is a `ScoringError`, which the batch scorer takes for deterministic and isolates by
+splitting the batch (stream/batching/scoring.py). Both keep the tritonclient exception as their cause.
 """
 
 from __future__ import annotations

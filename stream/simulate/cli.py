@@ -1,4 +1,4 @@
-"""`liftstream simulate`, `liftstream replay` and `liftstream data hillstrom`."""
+"""`liftstream simulate`, `liftstream replay`, `liftstream data hillstrom` and `liftstream data import`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from models.hillstrom import import_hillstrom
+from models.import_cli import import_data
 from stream.errors import ConfigError
 from stream.settings import Settings, get_settings
 from stream.simulate.config import SimConfig
@@ -142,4 +143,5 @@ def register(app: typer.Typer) -> None:
     app.command("replay")(replay)
     data = typer.Typer(help="Import real data sets into the history format.", no_args_is_help=True)
     data.command("hillstrom")(hillstrom)
+    data.command("import")(import_data)
     app.add_typer(data, name="data")

@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from stream.agents.topic_policy import TopicSpec
 from stream.errors import ServiceError
 from stream.history import TOPICS
 from stream.kafka_options import client_options
@@ -47,14 +48,18 @@ def topic_names(settings: Settings) -> dict[str, str]:
 
 
 async def ensure_topics(settings: Settings) -> None:
-    """Creates the input topics that do not exist yet, with the configured partition count."""
+    """Creates the input topics that do not exist yet, with the configured partition count, under the topic
+    policy (in modes verify and none the topics are the cluster owner's: nothing is created)."""
+    if settings.topic_policy.mode != "create":
+        return
     admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     try:
         await admin.start()
         existing = set(await admin.list_topics())
         missing = [name for name in topic_names(settings).values() if name not in existing]
         if missing:
-            new = [NewTopic(name, settings.topics.partitions, 1) for name in missing]
+            policy, partitions = settings.topic_policy, settings.topics.partitions
+            new = [TopicSpec(name, None).new_topic(policy, partitions) for name in missing]
             with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by someone else: fine
                 await admin.create_topics(new)
             log.info("created topics %s", ", ".join(missing))

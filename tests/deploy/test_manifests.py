@@ -23,6 +23,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from stream.health import Health
 from stream.local.triton import free_ports
 from stream.metrics import serve
 from stream.settings import Settings, load_settings
@@ -230,20 +231,34 @@ def test_dockerfile_copies_only_what_the_context_holds() -> None:
         assert dockerignored(heavy, patterns), heavy
 
 
-def test_healthcheck_script_follows_the_metrics_endpoint() -> None:
+def test_healthcheck_script_follows_the_live_endpoint() -> None:
     script = DEPLOY / "docker" / "healthcheck.py"
+    assert "healthcheck.py\", \"/live\"]" in (last(dockerfile(), "worker", "HEALTHCHECK") or "")
     (port,) = free_ports(1)
-    running = serve(port, CollectorRegistry(), addr="127.0.0.1")
+    now = [100.0]
+    health = Health(stale_s=30, clock=lambda: now[0])
+    running = serve(port, CollectorRegistry(), addr="127.0.0.1", routes=health.routes())
     assert running is not None
-    check = [sys.executable, str(script)]
     env = {"LIFTSTREAM_METRICS_PORT": str(port), "PATH": "/usr/bin:/bin"}
+
+    def check(*path: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, str(script), *path], env=env, capture_output=True, timeout=20,
+                              check=False)
+
     try:
-        ok = subprocess.run(check, env=env, capture_output=True, timeout=20, check=False)
+        starting = check("/live")
+        health.beat()
+        live, not_ready = check("/live"), check("/ready")
+        now[0] += 31
+        stale = check()
     finally:
         running.shutdown()
         running.server_close()
-    assert ok.returncode == 0, ok.stderr
-    down = subprocess.run(check, env=env, capture_output=True, timeout=20, check=False)
+    assert starting.returncode == 1 and b"unhealthy" in starting.stderr
+    assert live.returncode == 0, live.stderr
+    assert not_ready.returncode == 1  # no partitions, Triton not checked yet
+    assert stale.returncode == 1 and b"503" in stale.stderr
+    down = check()
     assert down.returncode == 1 and b"unhealthy" in down.stderr
 
 
@@ -448,8 +463,8 @@ def test_worker_deployment_is_wired_to_settings_secret_and_probes() -> None:
     assert password["name"] == "LIFTSTREAM_KAFKA__SASL_PASSWORD" and "secretKeyRef" in password["valueFrom"]
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
     assert ports == {"metrics": int(settings_env()["LIFTSTREAM_METRICS_PORT"])}
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert main[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    for probe, path in (("startupProbe", "/live"), ("livenessProbe", "/live"), ("readinessProbe", "/ready")):
+        assert main[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
     assert {"cpu", "memory"} <= set(main["resources"]["requests"]) and main["resources"]["limits"]["memory"]
     pod = worker["spec"]["template"]["spec"]
     uid = (last(dockerfile(), "worker", "USER") or "").split(":")[0]

@@ -54,6 +54,25 @@ def test_every_alert_has_a_unit_test() -> None:
     assert alerts == tested
 
 
+def test_every_alert_links_its_runbook_section() -> None:
+    headings = (ROOT / "docs" / "runbook.md").read_text().splitlines()
+    anchors = {line[3:].strip().lower() for line in headings if line.startswith("## ")}
+    for path in rule_files():
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    url = rule["annotations"].get("runbook_url", "")
+                    assert url == f"docs/runbook.md#{rule['alert'].lower()}", rule["alert"]
+                    assert rule["alert"].lower() in anchors, f"docs/runbook.md has no section {rule['alert']}"
+
+
+def test_vanished_workers_and_triton_have_absent_rules() -> None:
+    exprs = {r.get("alert"): r["expr"] for p in rule_files() for g in yaml.safe_load(p.read_text())["groups"]
+             for r in g["rules"]}
+    assert exprs["LiftstreamWorkersAbsent"] == 'absent(up{job="liftstream-worker"})'
+    assert exprs["LiftstreamTritonAbsent"] == 'absent(up{job="triton"})'
+
+
 def test_example_config_is_valid() -> None:
     promtool("check", "config", "prometheus.yml")
 

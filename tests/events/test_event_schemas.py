@@ -34,7 +34,12 @@ def test_one_schema_per_topic_with_every_field() -> None:
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert schema["title"] == model.__name__
         assert set(schema["properties"]) == set(model.model_fields)
-        assert schema["additionalProperties"] is False
+        # Inputs are closed (the gate's rule); outputs open: consumers must ignore fields they do not know.
+        assert schema.get("additionalProperties") is (False if topic in INPUT_EVENTS else None)
+        rule = "Consumers must ignore fields they do not know"
+        assert (rule in schema["description"]) is (topic in OUTPUT_EVENTS)
+        objects = [d for d in schema.get("$defs", {}).values() if "properties" in d]
+        assert all(d.get("additionalProperties") is schema.get("additionalProperties") for d in objects)
         version = model.model_fields["schema_version"].default
         assert schema["properties"]["schema_version"]["const"] == version
         assert f"schema_version {version}." in schema["description"]

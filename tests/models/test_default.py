@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from models import serving_cli
 from models.card import render_card
-from models.pretrained import CARD_FILE, CHECK_USERS, DEFAULT_DIR, FILES, check_metrics
+from models.pretrained import CARD_FILE, CHECK_USERS, DEFAULT_DIR, FILES, UNSEEN_WORLDS, check_metrics
 from stream.demo.model import ensure_model, served_versions
 from stream.demo.run import DEMO_WORLD
 from stream.errors import ConfigError
@@ -86,3 +86,17 @@ def test_export_takes_a_model_dir_or_the_default_not_both(tmp_path: Path) -> Non
     for args in (["export"], ["export", "--default", "--model", str(DEFAULT_DIR)]):
         result = CliRunner().invoke(app, [*args, "--repo", str(tmp_path)])
         assert isinstance(result.exception, ConfigError), result.output
+
+
+def test_the_card_states_what_the_text_adds(meta: dict) -> None:
+    """models.pretrained unseen: the model and its attributes-only ablation on other worlds' promotions."""
+    unseen = meta["default_model"]["unseen_promotions"]
+    assert [w["seed"] for w in unseen["worlds"]] == list(UNSEEN_WORLDS)
+    card = (DEFAULT_DIR / CARD_FILE).read_text()
+    assert "What the promotion text adds" in card
+    for world in unseen["worlds"]:
+        assert world["seed"] != meta["default_model"]["world"]["seed"]
+        for outcome in OUTCOMES:
+            row = world["spearman"][outcome]
+            assert {"neural", "attributes_only", "discount_value"} <= row.keys()
+            assert f"{row['neural']:+.2f} | {row['attributes_only']:+.2f}" in card

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -225,3 +227,23 @@ def test_the_exported_encoder_has_lora_merged_and_equals_the_eager_adapted_one(
     ids, mask = (torch.from_numpy(a) for a in served.realistic_tokens(tmp_path_factory))
     with torch.inference_mode():
         torch.testing.assert_close(module(ids, mask), encoder(ids, mask), atol=1e-5, rtol=0)
+
+
+def test_the_signature_is_recorded_with_the_version(exported: Exported) -> None:
+    recorded = json.loads((exported.repo / sig.SCORER / "1" / sig.SIGNATURE_FILE).read_text())
+    assert recorded == sig.signature_record()
+    assert recorded["declaration_hash"] == sig.DECLARATION_HASH
+    sig.check_served(exported.repo, 1)
+
+
+def test_a_model_of_another_declaration_is_not_exported(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(served.model_dir(tmp_path_factory), model)
+    meta = json.loads((model / "model.json").read_text())
+    meta["features"]["declaration_hash"] = "0123456789abcdef"
+    (model / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="trained on profile declaration 0123456789abcdef"):
+        export_model(model, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()

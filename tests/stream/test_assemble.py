@@ -45,7 +45,7 @@ def test_applies_events_and_counts_realised_deltas_in_the_partition_partial() ->
     asm = _run(events)
     value = asm.users["u"][1]
     assert asm.users["u"][0] == 2
-    assert value.offsets == {"profiles": 0, "exposures": 0, "clicks": 0}
+    assert value.offsets == {"profiles/2": 0, "exposures/2": 0, "clicks/2": 0}
     assert value.profile is not None and len(value.features.clicks) == 1
     part = asm.partials[partial_key("p1", 2)]
     t = part.totals.treatment
@@ -125,7 +125,29 @@ def test_an_older_profile_only_moves_the_offset() -> None:
     users, _ = _state(_run(_records([("profiles", 0, profile("u", 50.0, tenure_days=9))])))
     asm = _run(_records([("profiles", 1, profile("u", 10.0, tenure_days=1))]), users)
     assert asm.users["u"][1].profile == users["u"].profile
-    assert asm.users["u"][1].offsets["profiles"] == 1 and asm.outcomes["profiles", "late"] == 1
+    assert asm.users["u"][1].offsets["profiles/2"] == 1 and asm.outcomes["profiles", "late"] == 1
+
+
+def test_replays_are_told_by_the_offsets_of_the_events_own_partition() -> None:
+    # Offset 7 of partition 2 was applied; offset 3 of partition 5 (the topic gained partitions and the
+    # user's events moved) is new, not a duplicate, and keeps partition 2's offset for its replays.
+    users, _ = _state(_run(_records([("clicks", 7, click("u", 0.0))])))
+    moved = _run(_records([("clicks", 3, click("u", 5.0))], partition=5), users)
+    assert moved.outcomes["clicks", "ok"] == 1 and moved.outcomes["clicks", "duplicate"] == 0
+    assert moved.users["u"][1].offsets == {"clicks/2": 7, "clicks/5": 3}
+    again = _run(_records([("clicks", 7, click("u", 0.0))]), {"u": moved.users["u"][1]})
+    assert again.outcomes["clicks", "duplicate"] == 1
+
+
+def test_a_version_1_value_keeps_its_offsets_for_the_partition_they_came_from() -> None:
+    events = _records([("clicks", 4, click("u", 0.0)), ("exposures", 6, exposure("u", 1.0))])
+    stored = _run(events).users["u"][1].to_json()
+    stored.update(v=1, o={"clicks": 4, "exposures": 6})  # as version 1 wrote it: offsets by topic
+    old = UserValue.from_json(stored)
+    replay = _run(events, {"u": old})
+    assert replay.outcomes["clicks", "duplicate"] == replay.outcomes["exposures", "duplicate"] == 1
+    later = _run(_records([("clicks", 5, click("u", 2.0))]), {"u": old})
+    assert later.users["u"][1].offsets == {"exposures": 6, "clicks/2": 5}
 
 
 def test_no_ranking_and_no_marker_while_no_promotion_is_active() -> None:

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from stream.agents.topics import ensure_topics, topic_names
 from stream.bench.profile import py_spy
 from stream.events.models import OUTPUT_EVENTS
+from stream.kafka_options import client_options
 from stream.scoring.signature import OUTCOMES
 from stream.scoring.triton import TritonScorer
 from stream.settings import Settings, Topics, load_settings
@@ -66,6 +67,13 @@ def start_worker(settings: Settings, log: Path, metrics_port: int = 0, **env: st
         "LIFTSTREAM_METRICS_PORT": str(metrics_port),
         "LIFTSTREAM_LOCAL__RUN_DIR": str(settings.local.run_dir),
         "LIFTSTREAM_TOPICS__PARTITIONS": str(settings.topics.partitions),
+        "LIFTSTREAM_STORE": settings.store,
+        "LIFTSTREAM_TOPIC_POLICY__REPLICATION_FACTOR": str(settings.topic_policy.replication_factor),
+        **(
+            {"LIFTSTREAM_TOPIC_POLICY__MIN_INSYNC_REPLICAS": str(settings.topic_policy.min_insync_replicas)}
+            if settings.topic_policy.min_insync_replicas is not None
+            else {}
+        ),
         "LIFTSTREAM_WINDOWS__UNKNOWN_PROMOTION_WAIT_S": str(settings.windows.unknown_promotion_wait_s),
         "LIFTSTREAM_WINDOWS__ALLOWED_LATENESS_S": str(settings.windows.allowed_lateness_s),
         **{f"LIFTSTREAM_TOPICS__{f.upper()}": getattr(settings.topics, f) for f in TOPIC_FIELDS},
@@ -165,7 +173,7 @@ class Outputs:
         self._logical = {names[t]: t for t in OUTPUT_EVENTS}
         self._consumer = AIOKafkaConsumer(
             *self._logical,
-            bootstrap_servers=settings.kafka.bootstrap,
+            **client_options(settings.kafka),
             auto_offset_reset="earliest",
             metadata_max_age_ms=1000,
         )
@@ -205,7 +213,7 @@ def inference_count(triton_url: str, model: str, version: int) -> int:
 
 
 async def group_members(settings: Settings) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([settings.app_id])
@@ -243,7 +251,7 @@ async def send_messages(settings: Settings, messages: list[Message], rate: float
     """Sends live-mode messages to the settings' input topics (created first), paced to `rate` per second."""
     await ensure_topics(settings)
     names = topic_names(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(settings.kafka), acks="all", linger_ms=5)
     await producer.start()
     began = time.monotonic()
     try:
@@ -293,8 +301,8 @@ def stacks(procs: Sequence[subprocess.Popen[bytes]]) -> str:
 async def consumed(settings: Settings, topics: tuple[str, ...], timeout_s: float = 180) -> None:
     """Waits until the group has committed every message of `topics`."""
     names = topic_names(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(settings.kafka))
+    consumer = AIOKafkaConsumer(**client_options(settings.kafka))
     await admin.start()
     await consumer.start()
     try:

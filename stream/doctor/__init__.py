@@ -1,0 +1,1 @@
+"""`liftstream doctor`: checks a deployment's Kafka, topics, ACLs and Triton, one line each."""
