@@ -92,9 +92,9 @@ def run_worker(settings: Settings) -> None:
     from stream.logs import throttle_libraries
     from stream.metrics import Metrics, serve
 
-    version = asyncio.run(_served_version(settings.triton_url))
+    version, config = asyncio.run(_served_version(settings.triton_url))
     log.info("Triton at %s serves model version %d", settings.triton_url, version)
-    check_served(settings.model_repo, version)
+    check_served(settings.model_repo, version, config)
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     health = Health(settings.health_stale_s)
@@ -119,8 +119,9 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, 20, 20)
 
 
-async def _served_version(url: str) -> int:
-    """The newest version both models serve; one clear error when Triton is away or holds no model."""
+async def _served_version(url: str) -> tuple[int, dict[str, Any]]:
+    """The newest version both models serve and the scorer's config; one clear error when Triton is away or
+    holds no model."""
     client = InferenceServerClient(url)
     deadline = time.monotonic() + LOAD_WAIT_S
     try:
@@ -134,7 +135,8 @@ async def _served_version(url: str) -> int:
                 ) from exc
             version = newest_common_ready(index)
             if version is not None:
-                return version
+                config = await client.get_model_config(SCORER, as_json=True, client_timeout=10.0)
+                return version, config.get("config", config)
             listed = {entry.get("name") for entry in index.get("models", [])}
             if not {ENCODER, SCORER} <= listed:
                 raise ModelError(NO_MODEL.format(url=url, models=f"{ENCODER} and {SCORER}"))

@@ -131,15 +131,26 @@ def signature_mismatch(recorded: Mapping[str, Any], what: str) -> str | None:
     )
 
 
-def check_served(repo: Path, version: int) -> None:
+def check_served(repo: Path, version: int, config: Mapping[str, Any] | None = None) -> None:
     """ModelError unless the served `version` was trained on this process's declaration.
 
     The signature is `REPO/effect_scorer/<version>/signature.json` (written by `liftstream export`); a
     version exported before signatures were recorded has the default declaration. A worker that cannot
-    see the repository (Triton's is elsewhere) says so once and relies on Triton's input shape check."""
+    see the repository (Triton's is elsewhere) says so once and checks the user-feature width of the
+    scorer's `config` as Triton serves it (`get_model_config`, JSON): a declaration of another width would
+    otherwise fail every request."""
     version_dir = repo / SCORER / str(version)
     if not version_dir.is_dir():
-        log.warning("cannot check the signature of model version %d: no %s here", version, version_dir)
+        log.warning("cannot check the signature of model version %d: no %s here; checking its input width",
+                    version, version_dir)
+        if config is None:
+            return
+        inputs = config.get("input", [])
+        width = next((int(i["dims"][-1]) for i in inputs if i.get("name") == "user_features"), None)
+        if width != len(USER_FEATURES):
+            raise ModelError(f"served model version {version} takes {width} user features, the declared "
+                             f"profile attributes give {len(USER_FEATURES)}: export a model trained on this "
+                             "declaration")
         return
     path = version_dir / SIGNATURE_FILE
     try:

@@ -59,7 +59,17 @@ def test_unreadable_signature_is_a_model_error(tmp_path: Path) -> None:
         sig.check_served(tmp_path, 3)
 
 
-def test_a_repository_out_of_sight_is_not_checked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_repository_out_of_sight_is_checked_by_the_served_input_width(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Triton's JSON model config (int64 dims come as strings): the width must be the declaration's."""
+    def config(width: int) -> dict:
+        return {"input": [{"name": "user_features", "data_type": "TYPE_FP32", "dims": [str(width)]}]}
+
     with caplog.at_level(logging.WARNING, logger=sig.__name__):
         sig.check_served(tmp_path, 7)
+        sig.check_served(tmp_path, 7, config(len(sig.USER_FEATURES)))
     assert "cannot check the signature of model version 7" in caplog.text
+    with pytest.raises(ModelError, match=f"takes 32 user features, the declared profile attributes give "
+                       f"{len(sig.USER_FEATURES)}"):
+        sig.check_served(tmp_path, 7, config(32))
