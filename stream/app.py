@@ -25,6 +25,8 @@ from prometheus_client import CollectorRegistry
 from stream.agents import effects, promotions, timers, users
 from stream.agents import health as health_timers
 from stream.agents.engine import Engine
+from stream.agents.topics import USER_INPUTS
+from stream.batching.contract import user_partition
 from stream.health import Health
 from stream.kafka_options import broker_credentials
 from stream.metrics import Metrics
@@ -249,5 +251,10 @@ def create_app(
         gone = {(engine.logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked}
         engine.ledger.forget(gone)
         engine.pending.forget(lambda item: item.record.tp not in gone)
+        lost = {partition for topic, partition in gone if topic in USER_INPUTS}
+        if lost:
+            count = users.input_partitions(engine)["profiles"]
+            engine.users.forget(lambda user_id, _: user_partition(user_id, count) in lost)
+            engine.partials.forget(lambda _, partial: partial.partition in lost)
 
     return app

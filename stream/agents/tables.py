@@ -81,6 +81,13 @@ class TableView(Generic[V]):
         if self._staged.get(key) is old:
             self._staged[key] = new
 
+    def forget(self, revoked: Callable[[str, V], bool]) -> None:
+        """Drops the staged values `revoked(key, value)` names: those of partitions this worker lost. A
+        batch taken before the revoke may never flush them, and if the partition comes back (its new owner
+        dies) the value recovered from the changelog, not this stale one, is the user's."""
+        for key in [k for k, v in self._staged.items() if revoked(k, v)]:
+            del self._staged[key]
+
     def flush(self, writes: Iterable[tuple[str, int, V]]) -> list[Any]:
         """Writes each (key, partition, value) to the store and the changelog; returns delivery futures."""
         futures = []
