@@ -9,24 +9,17 @@ so an invalid message becomes a dead letter instead of an error inside Faust.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
-import aiokafka
 import faust
 from aiokafka.admin import NewTopic
-from faust.exceptions import ImproperlyConfigured
-from faust.transport.drivers import aiokafka as driver
-from faust.types import TP
 from mode.types.signals import BaseSignalT
 from prometheus_client import CollectorRegistry
 
 from stream.agents import effects, promotions, timers, users
 from stream.agents import health as health_timers
-from stream.agents.engine import Engine
-from stream.agents.topics import USER_INPUTS
-from stream.batching.contract import user_partition
+from stream.agents.adapter import LiftstreamApp
+from stream.agents.engine import COMMIT_INTERVAL_S, Engine
 from stream.health import Health
 from stream.kafka_options import broker_credentials
 from stream.metrics import Metrics
@@ -37,142 +30,6 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 COMMIT_EVERY = 1000
-COMMIT_INTERVAL_S = 1.0
-
-
-class _IdempotentProducer(driver.Producer):
-    def _settings_extra(self) -> Mapping[str, Any]:
-        extra = cast(LiftstreamApp, self.app).client_extra
-        return {**super()._settings_extra(), **extra, "enable_idempotence": True}
-
-
-class _ConsumerThread(driver.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
-        """Upstream's group consumer (faust-streaming 0.15.3, `_create_worker_consumer`, aiokafka >= 0.13
-        without api_version), plus the pass-through client options (`kafka.client_options`): upstream builds
-        the consumer from Faust's settings and credentials only, so they would reach every client but this."""
-        conf = self.app.conf
-        self._assignor = self.app.assignor  # the app has changelog tables: upstream picks Faust's assignor
-        if conf.broker_session_timeout > conf.broker_request_timeout:
-            raise ImproperlyConfigured(
-                f"broker_session_timeout={conf.broker_session_timeout} exceeds "
-                f"broker_request_timeout={conf.broker_request_timeout}"
-            )
-        options: dict[str, Any] = {
-            "client_id": conf.broker_client_id,
-            "group_id": conf.id,
-            "group_instance_id": conf.consumer_group_instance_id,
-            "bootstrap_servers": driver.server_list(transport.url, transport.default_port),
-            "partition_assignment_strategy": [self._assignor],
-            "enable_auto_commit": False,
-            "auto_offset_reset": conf.consumer_auto_offset_reset,
-            "max_poll_records": conf.broker_max_poll_records,
-            "max_poll_interval_ms": int((conf.broker_max_poll_interval or 0) * 1000.0),
-            "max_partition_fetch_bytes": conf.consumer_max_fetch_size,
-            "fetch_max_wait_ms": 1500,
-            "request_timeout_ms": int(conf.broker_request_timeout * 1000.0),
-            "check_crcs": conf.broker_check_crcs,
-            "session_timeout_ms": int(conf.broker_session_timeout * 1000.0),
-            "rebalance_timeout_ms": int(conf.broker_rebalance_timeout * 1000.0),
-            "heartbeat_interval_ms": int(conf.broker_heartbeat_interval * 1000.0),
-            "isolation_level": "read_committed" if self.consumer.in_transaction else "read_uncommitted",
-            "metadata_max_age_ms": conf.consumer_metadata_max_age_ms,
-            "connections_max_idle_ms": conf.consumer_connections_max_idle_ms,
-            **driver.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
-        }
-        return aiokafka.AIOKafkaConsumer(**{**options, **cast(LiftstreamApp, self.app).client_extra})
-
-
-class SeekGate:
-    """Which input partitions may resume fetching: after a (re)assignment, none before the seek.
-
-    faust-streaming's recovery resumes the stream partitions and only then seeks them to their committed
-    offsets (`Recovery.on_recovery_completed`); in between, the fetcher can hand out messages from the
-    position the consumer had before the rebalance, ahead of the committed offset. A rebalance 1 → 2 → 1
-    under load delivered offset 88 of a partition, then 87 from the seek. The gate holds such a partition
-    back until the seek is done.
-    """
-
-    def __init__(self) -> None:
-        self.unsought: set[TP] = set()
-        self.held: set[TP] = set()
-
-    def assigned(self, inputs: set[TP]) -> None:
-        self.unsought, self.held = set(inputs), set()
-
-    def resume(self, tps: set[TP]) -> set[TP]:
-        """The partitions of `tps` to resume now; the others wait for the seek."""
-        wait = tps & self.unsought
-        self.held |= wait
-        return tps - wait
-
-    def hold(self, tp: TP) -> bool:
-        """Holds `tp` back for the seek if it waits for one; whether it does."""
-        if tp in self.unsought:
-            self.held.add(tp)
-        return tp in self.unsought
-
-    def sought(self) -> set[TP]:
-        """After a seek to the committed offsets: the partitions held back, to resume now."""
-        held, self.held, self.unsought = self.held, set(), set()
-        return held
-
-
-class _SeekFirstConsumer(driver.Consumer):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.gate = SeekGate()
-
-    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        self.gate.assigned({tp for tp in assigned if not self._is_changelog_tp(tp)})
-        await super().on_partitions_assigned(assigned, generation_id)
-
-    def resume_partitions(self, tps: Iterable[TP]) -> None:
-        super().resume_partitions(self.gate.resume(set(tps)))
-
-    def on_buffer_drop(self, tp: TP) -> None:
-        if self.gate.hold(tp):  # a full buffer from before the rebalance must not resume it
-            self._buffered_partitions.discard(tp)
-            return
-        super().on_buffer_drop(tp)
-
-    async def perform_seek(self) -> None:
-        await super().perform_seek()  # if it fails, the partitions wait for the next seek or rebalance
-        held = self.gate.sought()
-        if held:
-            log.info("resuming %d input partitions after the seek to their committed offsets", len(held))
-            super().resume_partitions(held)
-
-    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
-        # faust hands its live set of active partitions to the consumer thread. When recovery pauses the
-        # changelogs while that fetch waits, the set is empty by the time aiokafka reads it, and aiokafka
-        # reads an empty set as every assigned partition: it hands out input records, moving its position
-        # past them, and faust drops them as inactive. A restarted worker then never processed the first
-        # messages of a partition, yet committed past them. A snapshot keeps the fetch to what was active.
-        snapshot = None if active_partitions is None else set(active_partitions)
-        return await super()._getmany(snapshot, timeout)
-
-
-class _Transport(driver.Transport):
-    Consumer = _SeekFirstConsumer
-    Producer = _IdempotentProducer
-
-
-class LiftstreamApp(faust.App):
-    engine: Engine
-    health: Health
-    client_extra: Mapping[str, Any] = MappingProxyType({})
-    """The pass-through aiokafka options (`kafka.client_options`) of the app's consumer and producer
-    (none for an app not built by `create_app`)."""
-
-    def _new_transport(self) -> Any:
-        return _Transport(self.conf.broker_consumer, self)
-
-    def _new_producer_transport(self) -> Any:
-        return _Transport(self.conf.broker_producer, self)
 
 
 def internal_topics(app: faust.App) -> list[NewTopic]:
@@ -247,14 +104,17 @@ def create_app(
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
-        revoked: set[TP] = args[0]  # the signal is sent as on_partitions_revoked.send(revoked)
-        gone = {(engine.logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked}
-        engine.ledger.forget(gone)
-        engine.pending.forget(lambda item: item.record.tp not in gone)
-        lost = {partition for topic, partition in gone if topic in USER_INPUTS}
-        if lost:
-            count = users.input_partitions(engine)["profiles"]
-            engine.users.forget(lambda user_id, _: user_partition(user_id, count) in lost)
-            engine.partials.forget(lambda _, partial: partial.partition in lost)
+        # Faust's rebalances are eager: every partition is revoked, the kept ones assigned again.
+        engine.intake.close()
+        await engine.checkpoint.revoke()
+        engine.pending.forget(lambda item: False)
+        engine.users.forget(lambda user_id, value: True)
+        engine.partials.forget(lambda key, partial: True)
+        engine.unsent.clear()
+        await app.producer.flush()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
+        engine.intake.reopen()
 
     return app

@@ -208,6 +208,11 @@ class Group(BaseModel):
     rebalance_timeout_s: float = Field(
         60.0, gt=0, le=3600, description="how long a rebalance waits for every member to rejoin"
     )
+    revoke_drain_s: float = Field(
+        5.0, ge=0, le=300,
+        description="on a revoke, how long the batches in flight may finish before they are abandoned "
+        "(their input is replayed by the next owner); the group's rebalance waits this long at most",
+    )
     instance_id: str | None = Field(
         None, min_length=1,
         description="static membership (group.instance.id, unique per worker, e.g. the StatefulSet pod "

@@ -64,5 +64,5 @@ async def handle(engine: Engine, events: list[Any]) -> None:
             if alert is not None:
                 engine.metrics.alert(alert)
                 outputs.append(Output("alerts", None, encode(alert)))
-    flushed = engine.merged.flush((k, part, v) for k, (part, v) in writes.items())
+    flushed = await engine.merged.flush((k, part, v) for k, (part, v) in writes.items())
     await asyncio.gather(*await engine.publish(outputs), *flushed)

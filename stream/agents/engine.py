@@ -5,21 +5,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import faust
+from faust.types import TP as KafkaTP
 
-from stream.agents.tables import TableView, in_partition
+from stream.agents import adapter
+from stream.agents.adapter import in_partition
+from stream.agents.produce import BatchSender
+from stream.agents.tables import TableView
 from stream.agents.topics import USER_INPUTS, topic_names
 from stream.alerts import AlertGate
-from stream.batching.acks import AckLedger
+from stream.batching.checkpoint import Checkpoint
+from stream.batching.commits import Commits
+from stream.batching.fence import Fence
+from stream.batching.intake import Chunk, Intake
 from stream.batching.partials import Partial
 from stream.batching.pending import PendingExposures
 from stream.batching.pipeline import Pipeline
-from stream.batching.records import Decoded, Record, decode_records
+from stream.batching.records import TP, Decoded, Record, decode_records
 from stream.batching.scoring import BatchScorer
 from stream.batching.users import EMPTY, UserConfig, UserValue
 from stream.effects.report import Policy
@@ -35,6 +42,9 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 REGISTRY_PARTITION = 0
+COMMIT_INTERVAL_S = 1.0
+INTAKE_BATCHES = 4
+"""Batches' worth of records waiting in the intake before their partitions are held out of fetches."""
 
 
 @dataclass
@@ -47,6 +57,7 @@ class Engine:
     logical: dict[str, str] = field(init=False)
     topics: dict[str, Any] = field(init=False)
     framing: Framing = field(init=False)
+    sender: BatchSender = field(init=False)
     users: TableView[UserValue] = field(init=False)
     partials: TableView[Partial] = field(init=False)
     merged: TableView[dict[str, Any]] = field(init=False)
@@ -54,7 +65,10 @@ class Engine:
     encoder: PromoTextEncoder = field(init=False)
     batch_scorer: BatchScorer = field(init=False)
     config: UserConfig = field(init=False)
-    ledger: AckLedger[Any] = field(init=False, default_factory=AckLedger)
+    intake: Intake = field(init=False)
+    commits: Commits = field(init=False, default_factory=Commits)
+    fence: Fence = field(init=False)
+    checkpoint: Checkpoint = field(init=False)
     pending: PendingExposures = field(init=False)
     pipeline: Pipeline = field(init=False)
     drift: DriftMonitor = field(init=False)
@@ -68,8 +82,6 @@ class Engine:
     unsent: deque[Any] = field(init=False, default_factory=deque)
     """Batches taken and not yet sent, oldest first (stream/agents/users.py: the covariate stamps)."""
     model_version: int = 0
-    user_stream: Any = None
-    """The user-events agent's stream, which acknowledges held exposures when they resolve."""
 
     def __post_init__(self) -> None:
         s, app = self.settings, self.app
@@ -84,22 +96,29 @@ class Engine:
         self.topics = {t: app.topic(name, **raw) for t, name in self.names.items()}
         self.framing = framing_for(s, self.names)
         keep = s.store.startswith("memory")
+        self.sender = BatchSender(app)
         n = s.topics.partitions
         self.users = TableView(
             app.Table("users", partitions=n, key_type=str),
             UserValue.from_json,
             UserValue.to_json,
+            self.sender,
             keep_objects=keep,
         )
         self.partials = TableView(
             app.Table("partials", partitions=n, key_type=str),
             Partial.from_json,
             Partial.to_json,
+            self.sender,
             keep_objects=keep,
             snapshots=True,
         )
         self.merged = TableView(
-            app.Table("campaign-totals", partitions=n, key_type=str), dict, dict, keep_objects=False
+            app.Table("campaign-totals", partitions=n, key_type=str),
+            dict,
+            dict,
+            self.sender,
+            keep_objects=False,
         )
         # Every worker needs every promotion; the registry is small and always held in memory.
         registry_table = app.GlobalTable(
@@ -125,6 +144,18 @@ class Engine:
         self.config = UserConfig.from_settings(s)
         self.pending = PendingExposures(s.windows.unknown_promotion_wait_s)
         self.pipeline = Pipeline(b.max_in_flight, on_error=self._crash)
+        self.intake = Intake(INTAKE_BATCHES * b.max_size, lambda tps: adapter.hold(app, tps))
+        g = s.group
+        self.fence = Fence(stall_s=g.session_timeout_s - g.heartbeat_interval_s)
+        self.checkpoint = Checkpoint(
+            self.commits,
+            self.fence,
+            self.users,
+            self.partials,
+            self._commit,
+            self.pipeline.drain,
+            g.revoke_drain_s,
+        )
         self.drift = DriftMonitor(s.model_repo, s.drift)
         self.alert_gate = AlertGate(s.alert_cooldown_s)
         d = s.decisions
@@ -134,13 +165,31 @@ class Engine:
         return self.users.get(user_id) or EMPTY
 
     def record(self, event: Any) -> Record:
+        """A Faust event's message (the promotions agent) as a record."""
         m = event.message
         return Record(self.logical.get(m.topic, m.topic), m.partition, m.offset, m.key, m.value, m.timestamp)
 
-    async def resolve_schema_ids(self, events: Iterable[Any]) -> None:
-        """Asks the schema registry about the new schema ids of consumed `events`, before `decode`."""
-        messages = (e.message for e in events)
-        await self.framing.resolve((self.logical.get(m.topic, m.topic), m.value) for m in messages)
+    def records(self, chunks: Iterable[Chunk]) -> list[Record]:
+        """The records of the chunks fetched in the current generation, of partitions this worker owns.
+
+        Left out: records fetched in an earlier consumer generation (after a rebalance the partition is
+        sought to its committed offset and they come again, in order) and those of a partition this worker
+        no longer owns (its new owner's)."""
+        generation = self.app.consumer_generation_id
+        owned = self.owned_partitions()
+        logical = self.logical
+        out = []
+        for tp, batch, fetched_in in chunks:
+            if fetched_in != generation or tp.partition not in owned:
+                log.info("left out %d records of %s: an earlier generation, or revoked", len(batch), tp)
+                continue
+            topic = logical[tp.topic]
+            out += [Record(topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000.0) for r in batch]
+        return out
+
+    async def resolve_schema_ids(self, records: Iterable[Record]) -> None:
+        """Asks the schema registry about the new schema ids of consumed `records`, before `decode`."""
+        await self.framing.resolve((r.topic, r.value) for r in records)
 
     def decode(self, records: Iterable[Record], now: datetime) -> Decoded:
         """Input records through the gate, under the input policy (Schema Registry framing, extra fields)."""
@@ -153,18 +202,18 @@ class Engine:
         return self._registry_table.send_changelog(REGISTRY_PARTITION, key, value)
 
     async def publish(self, outputs: Iterable[Output]) -> list[Any]:
-        """Hands every output to the producer without waiting; returns the delivery futures."""
-        futures = []
+        """Hands every output to the producer without waiting (one batch per partition); returns the
+        batches' delivery futures."""
         counts: dict[str, int] = {}
-        send = self.app.producer.send  # the raw producer: outputs are bytes already, no per-message wrapping
+        names = self.names
+        records = []
         for out in outputs:
-            name = self.names[out.topic]
-            futures.append(await send(name, out.key, out.value, partition=None, timestamp=None, headers=None))
+            records.append((names[out.topic], None, out.key, out.value))
             counts[out.topic] = counts.get(out.topic, 0) + 1
         for topic, n in counts.items():
             if topic in TOPICS:
                 self.metrics.published(topic, n)
-        return futures
+        return [future for *_, future in await self.sender.send(records)]
 
     def owned_partitions(self) -> set[int]:
         """Partitions of the user inputs this worker processes now."""
@@ -173,6 +222,12 @@ class Engine:
 
     def user_topics(self) -> list[str]:
         return [self.names[t] for t in USER_INPUTS]
+
+    async def _commit(self, offsets: Mapping[TP, int], revoking: bool) -> bool:
+        names = self.names
+        return await adapter.commit(
+            self.app, {KafkaTP(names[t], p): o for (t, p), o in offsets.items()}, revoking=revoking
+        )
 
     def _crash(self, exc: BaseException) -> None:
         asyncio.ensure_future(self.app.crash(exc))

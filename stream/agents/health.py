@@ -1,14 +1,20 @@
-"""The event-loop side of `/live` and `/ready` (stream/health.py): a heartbeat every second, and every few
-seconds the input partitions this worker owns and whether Triton serves both models."""
+"""The event-loop side of `/live` and `/ready` (stream/health.py): a heartbeat every second (which also
+ticks the write fence, stream/batching/fence.py), and every few seconds the input partitions this worker
+owns and whether Triton serves both models."""
 
 from __future__ import annotations
+
+import logging
 
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
+from stream.agents.adapter import rejoin
 from stream.agents.engine import Engine
 from stream.health import Health
 from stream.scoring.signature import ENCODER, SCORER
+
+log = logging.getLogger(__name__)
 
 BEAT_INTERVAL_S = 1.0
 READY_INTERVAL_S = 5.0
@@ -22,6 +28,12 @@ def register(engine: Engine, health: Health) -> None:
     @app.timer(BEAT_INTERVAL_S, name="heartbeat")
     async def heartbeat() -> None:
         health.beat()
+        if engine.fence.tick():
+            log.warning(
+                "the event loop stood still over %gs: the batches taken before are fenced; rejoining",
+                engine.fence.stall_s,
+            )
+            rejoin(app)
 
     @app.timer(READY_INTERVAL_S, name="readiness")
     async def readiness() -> None:

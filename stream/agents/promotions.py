@@ -38,8 +38,9 @@ def register(engine: Engine) -> None:
 
 
 async def handle(engine: Engine, events: list[Any]) -> None:
-    await engine.resolve_schema_ids(events)
-    decoded = engine.decode([engine.record(e) for e in events], datetime.now(UTC))
+    records = [engine.record(e) for e in events]
+    await engine.resolve_schema_ids(records)
+    decoded = engine.decode(records, datetime.now(UTC))
     changed: dict[str, Promo] = {}
     for _, event in decoded.valid:
         assert isinstance(event, PromotionEvent)

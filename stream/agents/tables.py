@@ -8,45 +8,27 @@ a worker that dies mid-batch leaves a state that a replay of its uncommitted inp
 Faust's tables and stores take the partition of a write (and, for RocksDB, of a read) from the event
 being processed. A batch spans partitions, so writes name their partition explicitly and run with a
 stand-in current event carrying it, and reads run with none (RocksDB then finds the key's partition
-itself) — the one place this package touches Faust's internals.
+itself (stream/agents/adapter.py: `in_partition`).
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any, Generic, TypeVar
+import asyncio
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar, cast
 
-from faust.streams import _current_event
-from faust.types import TableT
+from faust.types import TP, TableT
+
+from stream.agents.adapter import in_partition
 
 V = TypeVar("V")
 
 
-class _Message:
-    __slots__ = ("partition",)
-
-    def __init__(self, partition: int) -> None:
-        self.partition = partition
-
-
-class _PartitionEvent:
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, partition: int) -> None:
-        self.message = _Message(partition)
-
-
-@contextmanager
-def in_partition(partition: int | None) -> Iterator[None]:
-    """Runs a table access as if processing an event of `partition` (None: outside any event)."""
-    stand_in = None if partition is None else _PartitionEvent(partition)
-    token = _current_event.set(None if stand_in is None else weakref.ref(stand_in))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+class Sender(Protocol):
+    async def send(
+        self, records: Iterable[tuple[str, int | None, bytes | None, bytes | None]]
+    ) -> list[tuple[str, int, int, asyncio.Future[Any]]]: ...
 
 
 class TableView(Generic[V]):
@@ -55,6 +37,7 @@ class TableView(Generic[V]):
         table: TableT,
         decode: Callable[[Any], V],
         encode: Callable[[V], Any],
+        sender: Sender,
         *,
         keep_objects: bool,
         snapshots: bool = False,
@@ -63,6 +46,7 @@ class TableView(Generic[V]):
         `snapshots`: flushed values are copies of staged ones, so a flush ends staging when they are equal
         (otherwise only when the very value staged is flushed)."""
         self.table = table
+        self._sender = sender
         self._decode = decode
         self._encode = encode
         self._keep = keep_objects
@@ -88,19 +72,28 @@ class TableView(Generic[V]):
         for key in [k for k, v in self._staged.items() if revoked(k, v)]:
             del self._staged[key]
 
-    def flush(self, writes: Iterable[tuple[str, int, V]]) -> list[Any]:
-        """Writes each (key, partition, value) to the store and the changelog; returns delivery futures."""
-        futures = []
-        data = self.table.data
+    async def flush(self, writes: Iterable[tuple[str, int, V]]) -> list[Any]:
+        """Writes each (key, partition, value) to the store and the changelog (one batch per partition,
+        stream/agents/produce.py); returns the batches' delivery futures."""
+        table, data = cast(Any, self.table), self.table.data
+        changelog = table.changelog_topic
+        name = changelog.get_topic_name()
+        records = []
         for key, partition, value in writes:
             raw = self._encode(value)
             with in_partition(partition):
                 data[key] = value if self._keep else raw
-            futures.append(self.table.send_changelog(partition, key, raw))
+            # Faust's own codecs, so that its recovery and standbys read the records as their own.
+            k, _ = changelog.prepare_key(key, table.key_serializer)
+            v, _ = changelog.prepare_value(raw, table.value_serializer)
+            records.append((name, partition, k, v))
             staged = self._staged.get(key)
             if staged is value or (self._snapshots and staged == value):
                 del self._staged[key]
-        return futures
+        sent = await self._sender.send(records)
+        for topic, partition, n, future in sent:
+            future.add_done_callback(partial(_persisted, data, TP(topic, partition), n))
+        return [future for *_, future in sent]
 
     def stored(self, key: str) -> V | None:
         """The value as last flushed (what the changelog holds), ignoring staged ones."""
@@ -110,3 +103,10 @@ class TableView(Generic[V]):
             return None
         # The memory store holds our objects after a write and JSON after recovering from the changelog.
         return self._decode(raw) if isinstance(raw, dict) else raw  # type: ignore[no-any-return]
+
+
+def _persisted(store: Any, tp: TP, records: int, future: asyncio.Future[Any]) -> None:
+    """Records the changelog offset the store holds up to, as Faust's `Table._on_changelog_sent` does (a
+    RocksDB store reads only the changelog beyond it when it reopens)."""
+    if not future.cancelled() and future.exception() is None:
+        store.set_persisted_offset(tp, future.result().offset + records - 1)

@@ -39,8 +39,10 @@ def topic_names(settings: Settings) -> dict[str, str]:
 
 def topic_specs(settings: Settings, internal: Sequence[NewTopic] = ()) -> list[TopicSpec]:
     """Every topic the engine uses: its inputs and outputs, and `internal` (changelogs, Faust's leader)."""
-    specs = [TopicSpec(name, None, copartitioned=logical in USER_INPUTS) for logical, name in
-             topic_names(settings).items()]
+    specs = [
+        TopicSpec(name, None, copartitioned=logical in USER_INPUTS)
+        for logical, name in topic_names(settings).items()
+    ]
     return specs + [spec_of(topic) for topic in internal]
 
 
@@ -85,9 +87,7 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings, specs:
     log.info("created topics %s", ", ".join(t.name for t in missing))
 
 
-async def described(
-    admin: AIOKafkaAdminClient, names: Sequence[str], *, wait: bool
-) -> dict[str, TopicState]:
+async def described(admin: AIOKafkaAdminClient, names: Sequence[str], *, wait: bool) -> dict[str, TopicState]:
     """`describe_topics`, asked again (bounded) while `wait` and a topic is missing: the controller creates a
     topic before every broker knows it, and each request may go to another broker, so a topic just created
     (by this worker or another) must not be called missing."""

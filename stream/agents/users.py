@@ -1,6 +1,7 @@
 """The user-events agent: clicks, exposures and profiles → state, scoring, predictions, rankings, totals.
 
-Per batch (`noack_take`): decode, assemble state changes (staged), and build one scoring request;
+Input arrives in per-partition chunks (stream/agents/adapter.py: bulk input; stream/batching/intake.py).
+Per batch: decode, assemble state changes (staged), and build one scoring request;
 then, in the pipeline, score it (at most `batching.max_in_flight` batches in flight) and, in input
 order, `send` (hand outputs to the producer, count predictions) and `settle` (once the outputs are
 delivered, flush the user values, then the batch's partials, then acknowledge, each after the previous
@@ -20,13 +21,15 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from mode import CrashingSupervisor
 
-from stream.agents.engine import Engine
+from stream.agents.adapter import bulk_input
+from stream.agents.engine import COMMIT_INTERVAL_S, Engine
 from stream.agents.topics import USER_INPUTS
 from stream.batching.assemble import ExposureItem, assemble
+from stream.batching.checkpoint import Settling
 from stream.batching.contract import enforce
 from stream.batching.covariate import Change, batch_blocks, covariate
+from stream.batching.intake import Chunk
 from stream.batching.outbox import Outbox, aggregate
 from stream.batching.partials import Partial, partial_key
 from stream.batching.pending import UNKNOWN_PROMOTION
@@ -52,12 +55,19 @@ PENDING_TICK_S = 0.25
 
 @dataclass(frozen=True)
 class Batch:
-    stream: Any
+    id: int
+    """Its id in the commit ledger (stream/batching/commits.py)."""
+    epoch: int
+    """The fence epoch it was taken in (stream/batching/fence.py)."""
     dead: list[DeadLetter]
     user_writes: list[tuple[str, int, Any]]
     partials: dict[str, Partial | None]
     """The partials the batch changes or counts predictions in, realised totals as of the batch."""
-    done: list[Record]
+    released: list[Record]
+    """Held records of earlier batches that this batch settles (exposures whose promotion arrived)."""
+    last: dict[tuple[str, int], int]
+    """(logical topic, partition) → its highest offset in the batch, for the lag gauge."""
+    size: int
     taken: float
     wall: float
     changes: list[Change]
@@ -67,38 +77,52 @@ class Batch:
 
 def register(engine: Engine) -> None:
     s = engine.settings
-    source = engine.app.topic(
-        *engine.user_topics(), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
+    app = engine.app
+    bulk_input(app, [engine.topics[t] for t in USER_INPUTS], engine.intake.put)
 
-    @engine.app.agent(source, name="user-events", supervisor_strategy=CrashingSupervisor)
-    async def user_events(stream: Any) -> None:
-        engine.user_stream = stream
-        async for events in stream.noack_take(s.batching.max_size, within=s.batching.max_wait_s):
-            await submit(engine, stream, events)
+    @app.task
+    async def user_events() -> None:
+        try:
+            while True:
+                chunks = await engine.intake.take(s.batching.max_size, s.batching.max_wait_s)
+                # The epoch they were taken in: a revoke from now on drops them (a seek fetches them again).
+                await submit(engine, chunks, engine.fence.epoch)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.exception("the user-events loop failed")
+            await app.crash(exc)
 
-    @engine.app.timer(PENDING_TICK_S, name="pending-exposures")
+    @app.timer(PENDING_TICK_S, name="pending-exposures")
     async def pending_exposures() -> None:
         # Held exposures resolve (or expire) at the next batch; when input stops — the end of a burst,
-        # or a rebalance waiting for them to be acknowledged — an empty batch releases them.
-        if len(engine.pending) and engine.user_stream is not None:
-            await submit(engine, engine.user_stream, [])
+        # or a rebalance waiting for them to settle — an empty batch releases them.
+        if len(engine.pending) and engine.intake.open:
+            await submit(engine, [], engine.fence.epoch)
+
+    @app.timer(COMMIT_INTERVAL_S, name="commit-inputs")
+    async def commit_inputs() -> None:
+        await engine.checkpoint.commit()
 
 
-async def submit(engine: Engine, stream: Any, events: list[Any]) -> None:
-    await engine.resolve_schema_ids(events)
-    batch, request = take(engine, stream, events)
-    await engine.pipeline.submit(engine.batch_scorer.score(request), partial(send, engine, batch))
+async def submit(engine: Engine, chunks: list[Chunk], epoch: int) -> None:
+    records = engine.records(chunks)
+    await engine.resolve_schema_ids(records)
+    taken = take(engine, records, epoch)
+    if taken is not None:
+        batch, request = taken
+        await engine.pipeline.submit(engine.batch_scorer.score(request), partial(send, engine, batch))
 
 
-def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRequest]:
+def take(engine: Engine, records: list[Record], epoch: int) -> tuple[Batch, ScoreRequest] | None:
+    """Assembles a batch (None when a revoke came since its records were taken from the intake)."""
+    if epoch != engine.fence.epoch or not engine.intake.open:
+        return None
     now, wall = datetime.now(UTC), time.time()
-    records = admitted(engine, events)
-    if len(records) < len(events):
-        log.info(
-            "left out %d messages of a revoked partition, an earlier generation or delivered again",
-            len(events) - len(records),
-        )
+    batch_id, fresh = engine.commits.take((r.tp, r.offset) for r in records)
+    if not all(fresh):
+        log.info("left out %d messages delivered again", len(fresh) - sum(fresh))
+        records = [r for r, new in zip(records, fresh, strict=True) if new]
     decoded = enforce(
         engine.decode(records, now),
         input_partitions(engine),
@@ -120,9 +144,8 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
     known = [i for i in asm.exposures if registry.known(i.event.promotion_id)]
     unknown = [i for i in asm.exposures if not registry.known(i.event.promotion_id)]
     expired += engine.pending.hold(unknown, wall)
-    held = {(i.record.tp, i.record.offset) for i in unknown} - {
-        (i.record.tp, i.record.offset) for i in expired
-    }
+    for item in unknown:
+        engine.commits.hold(item.record.tp, item.record.offset)
     promos = {i.event.promotion_id: registry.get(i.event.promotion_id) for i in ready + known}
     exposures = [(i, promo) for i in ready + known if (promo := promos[i.event.promotion_id]) is not None]
     request = build_request(exposures, list(asm.rankings.values()), engine.user_value, registry.active())
@@ -136,33 +159,26 @@ def take(engine: Engine, stream: Any, events: list[Any]) -> tuple[Batch, ScoreRe
     dead = decoded.dead + [_unknown(engine, i, now) for i in expired]
     if expired:
         m.dead_letter("exposures", UNKNOWN_PROMOTION, len(expired))
-    done = [r for r in records if (r.tp, r.offset) not in held] + [i.record for i in ready + expired]
+    released = [i.record for i in ready + expired]
     writes = [(uid, part, value) for uid, (part, value) in asm.users.items()]
     keys = {partial_key(promo.promotion_id, item.record.partition) for item, promo in exposures}
     partials = {key: engine.partials.get(key) for key in keys | set(asm.partials)}
-    batch = Batch(stream, dead, writes, partials, done, time.perf_counter(), wall, asm.changes)
+    last = {r.tp: r.offset for r in records}
+    batch = Batch(
+        batch_id,
+        epoch,
+        dead,
+        writes,
+        partials,
+        released,
+        last,
+        len(records),
+        time.perf_counter(),
+        wall,
+        asm.changes,
+    )
     engine.unsent.append(batch)
     return batch, request
-
-
-def admitted(engine: Engine, events: list[Any]) -> list[Record]:
-    """The messages of a batch to process, tracked in the ledger.
-
-    Left out, unacknowledged: messages fetched in an earlier consumer generation (Faust's take buffer
-    keeps them across a rebalance; after it Faust seeks each partition to its committed offset and
-    delivers them again, in order, so processing the early copy would put a later offset before an
-    earlier one); messages of a partition this worker no longer owns (its new owner's); and copies of
-    messages taken before (the ledger acknowledges them with the first delivery).
-    """
-    owned = engine.owned_partitions()
-    generation = engine.app.consumer_generation_id
-    return [
-        r
-        for e in events
-        if e.message.generation_id == generation
-        and (r := engine.record(e)).partition in owned
-        and engine.ledger.track(r.tp, r.offset, e)
-    ]
 
 
 def input_partitions(engine: Engine) -> dict[str, int]:
@@ -180,7 +196,10 @@ def _unknown(engine: Engine, item: ExposureItem, now: datetime) -> DeadLetter:
 
 
 async def send(engine: Engine, batch: Batch, scored: Scored) -> Settle:
-    """Hands the batch's outputs to the producer and counts its predictions; `settle` finishes the batch."""
+    """Hands the batch's outputs to the producer and counts its predictions; `settle` finishes the batch.
+    A batch taken before a revoke does neither: its input is replayed."""
+    if not engine.fence.allows(batch.epoch):
+        return _abandoned
     k = engine.settings.windows.ranking_top_k
     predictions = effect_predictions(scored)
     outputs = [*prediction_outputs(predictions), *ranking_outputs(scored, k)]
@@ -218,6 +237,10 @@ def _unscored(engine: Engine, scored: Scored) -> list[DeadLetter]:
     return out
 
 
+async def _abandoned() -> None:
+    pass
+
+
 async def settle(
     engine: Engine,
     batch: Batch,
@@ -226,28 +249,22 @@ async def settle(
     partials: list[tuple[str, int, Partial]],
     outputs: int,
 ) -> None:
-    """Once the outputs are delivered: flushes the user values, then the partials, then acknowledges the
-    input, each once the previous writes are delivered (a replayed click ranks nobody, so the rankings
-    must be in Kafka before the user values that make the click a replay)."""
-    await asyncio.gather(*sent)
-    await asyncio.gather(*engine.users.flush(batch.user_writes))
-    await asyncio.gather(*engine.partials.flush(partials))
+    """Once the outputs are delivered: flushes the user values, then the partials, then marks the input
+    settled (stream/batching/checkpoint.py; a replayed click ranks nobody, so the rankings must be in
+    Kafka before the user values that make the click a replay)."""
+    settling = Settling(batch.id, batch.epoch, sent, batch.user_writes, partials, batch.released)
+    if not await engine.checkpoint.settle(settling):
+        log.info("batch of %d events abandoned: taken before a revoke", batch.size)
+        return
     engine.dirty_partials |= {key for key, _, _ in partials}
-    for record in batch.done:
-        engine.ledger.done(record.tp, record.offset)
-        if record.offset > engine.progress.get(record.tp, -1):
-            engine.progress[record.tp] = record.offset
-    released = engine.ledger.release()
-    for event in released:
-        await batch.stream.ack(event)
+    engine.progress.update(batch.last)
     _observe(engine, scored)
     log.debug(
-        "batch: %d events, %d rows scored at v%d, %d outputs, %d acked, %.1f ms since taken (scored %.1f ms)",
-        len(batch.done),
+        "batch: %d events, %d rows scored at v%d, %d outputs, %.1f ms since taken (scored %.1f ms)",
+        batch.size,
         len(scored.request),
         scored.version,
         outputs,
-        len(released),
         (time.perf_counter() - batch.taken) * 1e3,
         (scored.scored_at.timestamp() - batch.wall) * 1e3,
     )

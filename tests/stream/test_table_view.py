@@ -12,21 +12,17 @@ pytestmark = pytest.mark.unit
 
 
 class _Table:
-    """The two things TableView uses of a Faust table: its store and its changelog."""
+    """What TableView uses of a Faust table: its store (a dict here) and nothing else before a flush."""
 
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
-        self.sent: list[tuple[int, str, Any]] = []
-
-    def send_changelog(self, partition: int, key: str, value: Any) -> None:
-        self.sent.append((partition, key, value))
 
 
 def test_a_revoke_drops_the_staged_values_of_lost_partitions_only() -> None:
     """A batch taken before a revoke may never flush: if the partition comes back after its new owner dies,
     reads must see the value recovered from the changelog, not the stale staged one."""
     table = _Table()
-    view: TableView[dict[str, int]] = TableView(table, dict, dict, keep_objects=True)  # type: ignore[arg-type]
+    view: TableView[dict[str, int]] = TableView(table, dict, dict, None, keep_objects=True)  # type: ignore[arg-type]
     table.data.update(lost={"v": 1}, kept={"v": 1})
     view.stage("lost", {"v": 2, "partition": 0})
     view.stage("kept", {"v": 2, "partition": 1})
