@@ -79,7 +79,10 @@ class Batching(BaseModel):
     backoff_max_s: float = Field(5.0, gt=0, le=600)
     request_timeout_s: float = Field(10.0, gt=0, le=600)
     producer_linger_s: float = Field(
-        0.005, ge=0, le=1, description="how long the producer gathers outputs into one produce request"
+        0.0, ge=0, le=1,
+        description="how long the producer lingers before it sends a batch: the engine hands it one batch "
+        "per partition already (stream/agents/produce.py), and each batch of a partition waits for the "
+        "one before it, so a linger is paid once per batch in series",
     )
 
 

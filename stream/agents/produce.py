@@ -37,23 +37,22 @@ class BatchSender:
                 partition = await self._partition(topic, key)
             by_tp.setdefault((topic, partition), []).append((key, value))
         producer = raw_producer(self._app)
-        send = producer.send_batch
-        sent: list[Sent] = []
+        batches: list[tuple[str, int, int, Any]] = []
         for (topic, partition), pairs in by_tp.items():
             batch, n = producer.create_batch(), 0
             for key, value in pairs:
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    sent.append(
-                        (topic, partition, n, await producer.send_batch(batch, topic, partition=partition))
-                    )
+                    batches.append((topic, partition, n, batch))
                     batch, n = producer.create_batch(), 0
                     if batch.append(key=key, value=value, timestamp=None) is None:
-                        raise ValueError(
-                            f"a record of {len(value or b'')} bytes does not fit a batch of {topic}"
-                        )
+                        size = len(value or b"")
+                        raise ValueError(f"a record of {size} bytes does not fit a batch of {topic}")
                 n += 1
-            sent.append((topic, partition, n, await send(batch, topic, partition=partition)))
-        return sent
+            batches.append((topic, partition, n, batch))
+        # Handed over together: a batch waits for the one before it of its partition to be sent, and the
+        # partitions need not wait for each other.
+        futures = await asyncio.gather(*(producer.send_batch(b, t, partition=p) for t, p, _, b in batches))
+        return [(t, p, n, f) for (t, p, n, _), f in zip(batches, futures, strict=True)]
 
     async def _partition(self, topic: str, key: bytes | None) -> int:
         count = self._partitions.get(topic)

@@ -62,17 +62,28 @@ async def handle(engine: Engine, events: list[Any]) -> None:
 async def _encoded(engine: Engine, promos: list[Promo]) -> list[Promo]:
     """Active promotions with a vector for the served version, so exposures find one ready.
 
-    Tried for as long as Triton's client retries; if Triton stays away the entries are stored without
-    vectors (exposures must not wait on Triton for their promotion to become known) and scoring
-    encodes them when it can.
+    Tried for at most `group.revoke_drain_s`: if Triton stays away the entries are stored without
+    vectors and scoring encodes them when it can. Exposures must not wait on Triton for their promotion
+    to become known, and a rebalance waits for this agent's messages (Faust's `wait_empty` on revoke):
+    a stuck Triton would hold the whole group's rebalance.
     """
     active = [p for p in promos if p.active]
     if not active:
         return promos
-    try:
+    deadline = engine.settings.group.revoke_drain_s
+
+    async def encode() -> list[Promo]:
         version = await engine.scorer.model_version()
-        encoded = {p.promotion_id: p for p in await engine.encoder.with_vectors(active, version)}
+        return await engine.encoder.with_vectors(active, version)
+
+    try:
+        # Shielded: past the deadline the request goes on, and scoring finds its vectors when they come.
+        done = await asyncio.wait_for(asyncio.shield(encode()), deadline)
     except ScoringError as exc:
         log.warning("storing %d promotions without vectors: %s", len(active), exc)
         return promos
+    except TimeoutError:
+        log.warning("storing %d promotions without vectors: Triton gave none in %gs", len(active), deadline)
+        return promos
+    encoded = {p.promotion_id: p for p in done}
     return [encoded.get(p.promotion_id, p) for p in promos]

@@ -19,6 +19,8 @@ from functools import partial
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from faust.types import TP, TableT
+from faust.utils import json as faust_json
+from mode.utils.compat import want_bytes
 
 from stream.agents.adapter import in_partition
 
@@ -47,6 +49,7 @@ class TableView(Generic[V]):
         (otherwise only when the very value staged is flushed)."""
         self.table = table
         self._sender = sender
+        self._dumps = _codecs(table)
         self._decode = decode
         self._encode = encode
         self._keep = keep_objects
@@ -75,18 +78,15 @@ class TableView(Generic[V]):
     async def flush(self, writes: Iterable[tuple[str, int, V]]) -> list[Any]:
         """Writes each (key, partition, value) to the store and the changelog (one batch per partition,
         stream/agents/produce.py); returns the batches' delivery futures."""
-        table, data = cast(Any, self.table), self.table.data
-        changelog = table.changelog_topic
-        name = changelog.get_topic_name()
+        data = self.table.data
+        name = self.table.changelog_topic.get_topic_name()
+        dump_key, dump_value = self._dumps
         records = []
         for key, partition, value in writes:
             raw = self._encode(value)
             with in_partition(partition):
                 data[key] = value if self._keep else raw
-            # Faust's own codecs, so that its recovery and standbys read the records as their own.
-            k, _ = changelog.prepare_key(key, table.key_serializer)
-            v, _ = changelog.prepare_value(raw, table.value_serializer)
-            records.append((name, partition, k, v))
+            records.append((name, partition, dump_key(key), dump_value(raw)))
             staged = self._staged.get(key)
             if staged is value or (self._snapshots and staged == value):
                 del self._staged[key]
@@ -110,3 +110,21 @@ def _persisted(store: Any, tp: TP, records: int, future: asyncio.Future[Any]) ->
     RocksDB store reads only the changelog beyond it when it reopens)."""
     if not future.cancelled() and future.exception() is None:
         store.set_persisted_offset(tp, future.result().offset + records - 1)
+
+
+def _codecs(table: TableT) -> tuple[Callable[[Any], bytes | None], Callable[[Any], bytes | None]]:
+    """Key and value to changelog bytes exactly as Faust's codecs write them (its recovery and standbys
+    read them as their own). Faust's `json` codec is `faust.utils.json.dumps`; called directly it skips
+    the schema and codec lookups, a third of the cost of a write."""
+    t = cast(Any, table)
+    if t.key_serializer == t.value_serializer == "json":
+        return _json_bytes, _json_bytes
+    changelog = t.changelog_topic
+    return (
+        lambda key: changelog.prepare_key(key, t.key_serializer)[0],
+        lambda value: changelog.prepare_value(value, t.value_serializer)[0],
+    )
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return want_bytes(faust_json.dumps(obj))

@@ -25,7 +25,7 @@ import numpy as np
 from stream.agents.adapter import bulk_input
 from stream.agents.engine import COMMIT_INTERVAL_S, Engine
 from stream.agents.topics import USER_INPUTS
-from stream.batching.assemble import ExposureItem, assemble
+from stream.batching.assemble import ExposureItem
 from stream.batching.checkpoint import Settling
 from stream.batching.contract import enforce
 from stream.batching.covariate import Change, batch_blocks, covariate
@@ -38,6 +38,7 @@ from stream.batching.records import Record
 from stream.batching.request import ScoreRequest, build_request
 from stream.batching.scoring import Scored
 from stream.batching.users import stamp
+from stream.batching.working import assemble_working
 from stream.effects.attribution import Delta
 from stream.errors import DecodeError
 from stream.events.gate import dead_letter, encode
@@ -133,7 +134,9 @@ def take(engine: Engine, records: list[Record], epoch: int) -> tuple[Batch, Scor
     # With no active promotion yet (their texts may still be encoding) a ranking would be empty: leave the
     # session unranked so one of its next clicks ranks it.
     rankable = bool(engine.registry.active())
-    asm = assemble(decoded.valid, engine.user_value, engine.partials.get, engine.config, rankable=rankable)
+    asm = assemble_working(
+        decoded.valid, engine.user_value, engine.partials.get, engine.config, rankable=rankable
+    )
     for uid, (_, value) in asm.users.items():
         engine.users.stage(uid, value)
     for key, p in asm.partials.items():

@@ -20,8 +20,8 @@ from stream.batching.partials import Partial, partial_key
 from stream.batching.records import Record
 from stream.batching.users import UserConfig, UserValue, apply_click, apply_exposure, apply_profile
 from stream.effects.attribution import Delta
-from stream.events.gate import Event
-from stream.events.models import ClickEvent, ExposureEvent, UserProfileEvent
+from stream.events.gate import AnyClick, AnyExposure, AnyProfile, Event
+from stream.events.models import ExposureEvent
 from stream.features.state import Applied
 
 OUTCOME = {Applied.applied: "ok", Applied.late: "late", Applied.duplicate: "duplicate"}
@@ -74,21 +74,21 @@ def assemble(
         value = out.users[uid][1] if uid in out.users else user(uid)
         if uid not in added:
             added[uid] = _resend(out, record.partition, here, uid, value, partial)
-        if isinstance(event, ExposureEvent):
+        if isinstance(event, AnyExposure):
             out.exposures.append(ExposureItem(record, event))
         if value.replayed(record.topic, record.partition, record.offset):
             out.outcomes[record.topic, "duplicate"] += 1
             continue
         deltas: list[Delta] = []
         at = (record.topic, record.partition, record.offset)
-        if isinstance(event, ClickEvent):
+        if isinstance(event, AnyClick):
             value, applied, deltas, rank = apply_click(value, *at, event, config, rankable=rankable)
             if rank:
                 out.rankings[uid] = RankItem(record, uid, event.session_id, event.ts.timestamp())
-        elif isinstance(event, ExposureEvent):
+        elif isinstance(event, AnyExposure):
             value, applied, delta = apply_exposure(value, *at, event, config)
             deltas = [] if delta is None else [delta]
-        elif isinstance(event, UserProfileEvent):
+        elif isinstance(event, AnyProfile):
             value, applied = apply_profile(value, *at, event)
         else:
             raise TypeError(f"{type(event).__name__} is not a user event")

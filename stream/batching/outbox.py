@@ -20,7 +20,7 @@ two events carries the delta depends on the order they are read in, which a repl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import astuple, dataclass, replace
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from stream.batching.records import Record
@@ -53,9 +53,6 @@ def _delta(pid: str, cid: str, arm: str, *rest: Any) -> Delta:
     )
 
 
-_SUMMED = ("d_exposures", "d_visits", "d_conversions", "d_revenue", "d_revenue_sq")
-
-
 def _add_cov(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
     if not a or not b:
         return a or b
@@ -68,13 +65,19 @@ def aggregate(deltas: Iterable[Delta]) -> tuple[Delta, ...]:
     for d in deltas:
         key = (d.promotion_id, d.arm)
         a = out.get(key)
-        out[key] = replace(d, exposure_hash=0, x=()) if a is None else replace(
-            a,
-            exposure_ts=min(a.exposure_ts, d.exposure_ts),
-            ts=max(a.ts, d.ts),
-            cov=_add_cov(a.cov, d.cov),
-            **{f: getattr(a, f) + getattr(d, f) for f in _SUMMED},
-        )
+        # Built field by field rather than with `replace`: this runs for every user of every batch.
+        if a is None:
+            out[key] = Delta(
+                d.promotion_id, d.campaign_id, d.arm, d.exposure_ts, d.ts, d.d_exposures, d.d_visits,
+                d.d_conversions, d.d_revenue, d.d_revenue_sq, 0, d.cov, (),
+            )  # fmt: skip
+        else:
+            out[key] = Delta(
+                a.promotion_id, a.campaign_id, a.arm, min(a.exposure_ts, d.exposure_ts), max(a.ts, d.ts),
+                a.d_exposures + d.d_exposures, a.d_visits + d.d_visits, a.d_conversions + d.d_conversions,
+                a.d_revenue + d.d_revenue, a.d_revenue_sq + d.d_revenue_sq, a.exposure_hash,
+                _add_cov(a.cov, d.cov), a.x,
+            )  # fmt: skip
     return tuple(out.values())
 
 

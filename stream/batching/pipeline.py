@@ -1,7 +1,10 @@
 """Batches overlap while they wait on Triton and on Kafka, and take effect in the order they were taken.
 
-`submit` waits for one of `max_in_flight` slots — the back-pressure that stops the agent from taking
-more input while Triton or Kafka is slow — then starts the batch's work. A batch finishes in two stages,
+`submit` waits for one of `max_in_flight` scoring slots and one of `max_unsettled` settling slots — the
+back-pressure that stops the agent from taking more input while Triton or Kafka is slow — then starts the
+batch's work. A scoring slot is free again once the batch is sent: a batch waiting for its deliveries
+(three produce round trips in series, stream/batching/checkpoint.py) need not keep the next batches from
+Triton. A batch finishes in two stages,
 each in input order: `send` hands its outputs and state to the producer (after the previous batch's
 `send`), and the `settle` it returns waits for their delivery and acknowledges the input (after the
 previous batch's `settle`). So the next batch is sent while this one's deliveries are still on their way,
@@ -23,8 +26,15 @@ Settle = Callable[[], Awaitable[None]]
 
 
 class Pipeline:
-    def __init__(self, max_in_flight: int, on_error: Callable[[BaseException], None] | None = None) -> None:
+    def __init__(
+        self,
+        max_in_flight: int,
+        on_error: Callable[[BaseException], None] | None = None,
+        max_unsettled: int | None = None,
+    ) -> None:
+        """`max_unsettled`: batches sent and not settled, at most (4 × `max_in_flight` by default)."""
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._unsettled = asyncio.Semaphore(max_unsettled or 4 * max_in_flight)
         self._sent: asyncio.Future[None] | None = None
         self._tail: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
@@ -34,6 +44,7 @@ class Pipeline:
         if self._failed is not None:
             _close(work)
             raise RuntimeError("the batch pipeline stopped after a failure") from self._failed
+        await self._unsettled.acquire()
         await self._slots.acquire()
         sent = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._run(work, send, sent, self._sent, self._tail))
@@ -57,11 +68,14 @@ class Pipeline:
         previous_sent: asyncio.Future[None] | None,
         previous: asyncio.Task[None] | None,
     ) -> None:
+        scoring = True
         try:
             result = await work
             await _after(previous_sent)
             settle = await send(result) if self._failed is None else None
             sent.set_result(None)
+            self._slots.release()
+            scoring = False
             await _after(previous)
             if settle is not None and self._failed is None:
                 await settle()
@@ -75,7 +89,9 @@ class Pipeline:
         finally:
             if not sent.done():
                 sent.set_result(None)
-            self._slots.release()
+            if scoring:
+                self._slots.release()
+            self._unsettled.release()
 
 
 async def _after(previous: asyncio.Future[Any] | None) -> None:

@@ -19,6 +19,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from stream.errors import ConfigError
@@ -116,14 +117,18 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+_recurring_hash = lru_cache(maxsize=1 << 16)(stable_hash)
+"""For categories and session ids, which recur from click to click (event ids do not)."""
+
+
 def click_row(click: ClickEvent) -> ClickRow:
-    category = NO_CATEGORY if click.category is None else stable_hash(click.category)
+    category = NO_CATEGORY if click.category is None else _recurring_hash(click.category)
     return (
         click.ts.timestamp(),
-        KIND_INDEX[click.kind.value],
+        KIND_INDEX[click.kind._value_],  # the enum's `value` is a Python-level property: slow per event
         float(click.price) * click.quantity,
         category,
-        stable_hash(click.session_id),
+        _recurring_hash(click.session_id),
         stable_hash(click.event_id),
     )
 

@@ -2,6 +2,8 @@
 
 Exposures the batch left unscored (`Scored.failures`) get none: they are dead-lettered instead.
 
+Built as the msgspec Structs of stream/events/fast_outputs.py, whose bytes are the pydantic model's.
+
 Latency is measured from the exposure message's Kafka timestamp (when it entered the log) to `scored_at`,
 so it covers the time the message waited in Kafka, in the worker's buffers and in Triton.
 """
@@ -14,8 +16,7 @@ import numpy as np
 
 from stream.batching.assemble import ExposureItem
 from stream.batching.scoring import Scored
-from stream.events.gate import encode
-from stream.events.models import EffectPrediction, OutcomeScores
+from stream.events.fast_outputs import EffectPrediction, OutcomeScores, encode
 from stream.outputs import Output
 from stream.scoring.signature import OUTCOMES
 

@@ -1,4 +1,6 @@
-"""`PromotionRanking`: a user's eligible active promotions, best first by expected incremental revenue."""
+"""`PromotionRanking`: a user's eligible active promotions, best first by expected incremental revenue.
+
+Built as the msgspec Structs of stream/events/fast_outputs.py, whose bytes are the pydantic model's."""
 
 from __future__ import annotations
 
@@ -6,8 +8,7 @@ import numpy as np
 
 from stream.batching.request import RankGroup
 from stream.batching.scoring import Scored
-from stream.events.gate import encode
-from stream.events.models import PromotionRanking, RankedPromotion
+from stream.events.fast_outputs import PromotionRanking, RankedPromotion, encode
 from stream.outputs import Output
 from stream.scoring.signature import OUTCOMES
 

@@ -22,8 +22,8 @@ from stream.effects.attribution import (
 )
 from stream.effects.report import decide
 from stream.errors import ConfigError
-from stream.events.gate import DecodeError, decode
-from stream.events.models import CampaignStatus, ClickEvent, ExposureEvent, PromotionEvent
+from stream.events.gate import AnyClick, AnyExposure, DecodeError, decode
+from stream.events.models import CampaignStatus, PromotionEvent
 from stream.features.state import click_row
 from stream.simulate.config import SimConfig
 from stream.simulate.history_mode import simulate
@@ -97,12 +97,12 @@ def _replay(config: SimConfig, now: datetime, events: int) -> tuple[dict, dict[s
             continue
         if isinstance(event, PromotionEvent):
             goals[event.promotion_id] = event
-        elif isinstance(event, ExposureEvent):
+        elif isinstance(event, AnyExposure):
             state, delta, _ = apply_exposure(users[event.user_id], exposure_fact(event), attribution)
             users[event.user_id] = state
             if delta is not None:
                 totals[event.promotion_id] = totals[event.promotion_id].add(delta)
-        elif isinstance(event, ClickEvent):
+        elif isinstance(event, AnyClick):
             state, deltas, _ = apply_click(users[event.user_id], click_row(event), attribution)
             users[event.user_id] = state
             for d in deltas:

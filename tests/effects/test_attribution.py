@@ -16,6 +16,7 @@ from stream.effects.attribution import (
     apply_exposure,
     exposure_fact,
 )
+from stream.events.gate import AnyClick
 from stream.events.models import Arm, ClickEvent, ExposureEvent
 from stream.features.state import Applied, click_row
 from stream.settings import load_settings
@@ -33,7 +34,7 @@ def _feed(
     deltas: list[Delta] = []
     statuses: list[Applied] = []
     for ev in events:
-        if isinstance(ev, ClickEvent):
+        if isinstance(ev, AnyClick):
             state, ds, status = apply_click(state, click_row(ev), config)
             deltas.extend(ds)
         else:
@@ -172,7 +173,7 @@ def test_any_arrival_order_with_repeats_gives_the_in_order_totals(events: list, 
         else click("u", 100.0 * t + (t % 3) * 4.0, kind, price=float(price))
         for is_exposure, t, kind, price in events
     ]
-    _, in_order, _ = _feed(sorted(made, key=lambda e: (e.ts, isinstance(e, ClickEvent))), config)
+    _, in_order, _ = _feed(sorted(made, key=lambda e: (e.ts, isinstance(e, AnyClick))), config)
     shuffled = made + rnd.sample(made, k=len(made) // 2)
     rnd.shuffle(shuffled)
     _, any_order, _ = _feed(shuffled, config)

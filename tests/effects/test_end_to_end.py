@@ -21,7 +21,8 @@ from stream.effects.attribution import (
 )
 from stream.effects.report import unadjusted_estimates
 from stream.effects.sequential import DEFAULT_TAU
-from stream.events.models import Arm, ClickEvent, Outcome
+from stream.events.gate import AnyClick
+from stream.events.models import Arm, Outcome
 from stream.features.state import Applied, click_row, stable_hash
 from stream.history import History, read_history
 from stream.scoring.signature import OUTCOMES
@@ -59,7 +60,7 @@ def totals(history: History) -> dict[str, PromotionTotals]:
     partials: dict[tuple[str, int], PromotionTotals] = defaultdict(lambda: NO_TOTALS)
     for *_, event in timeline:
         state = states.get(event.user_id, EMPTY)
-        if isinstance(event, ClickEvent):
+        if isinstance(event, AnyClick):
             state, deltas, status = apply_click(state, click_row(event), config)
         else:
             state, delta, status = apply_exposure(state, exposure_fact(event), config)

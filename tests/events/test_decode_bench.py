@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from stream.errors import ConfigError, DecodeError
 from stream.events import cli, gate
-from stream.events.bench import invalid_payloads, run, valid_payloads
+from stream.events.bench import decoders, encoders, invalid_payloads, run, valid_payloads
 from stream.events.models import INPUT_EVENTS
 
 pytestmark = pytest.mark.unit
@@ -40,6 +40,13 @@ def test_run_measures_every_case() -> None:
     assert [r.case for r in results] == [*INPUT_EVENTS, "invalid (mixed)"]
     assert all(r.events == 30 and r.seconds > 0 and r.per_second > 0 for r in results)
     assert [r.dead_letters for r in results] == [0, 0, 0, 0, 30]
+
+
+def test_per_message_costs_of_both_decoders_and_encoders() -> None:
+    rows = decoders(20)
+    assert [topic for topic, _, _ in rows] == ["clicks", "exposures", "profiles"]
+    assert all(slow > 0 and quick > 0 for _, slow, quick in rows)
+    assert all(cost > 0 for cost in encoders(20))
 
 
 def test_cli_prints_a_table_and_writes_json(tmp_path: Path) -> None:

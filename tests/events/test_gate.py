@@ -14,6 +14,7 @@ from stream.events.gate import REASONS, dead_letter, decode, decode_batch, encod
 from stream.events.models import INPUT_EVENTS, MAX_MESSAGE_BYTES, DeadLetter
 
 from .samples import sample_events
+from .strategies import event_fields
 
 pytestmark = pytest.mark.unit
 
@@ -110,7 +111,7 @@ def test_detail_names_the_fields() -> None:
 
 @pytest.mark.parametrize("topic", list(INPUT_EVENTS))
 def test_valid_events_decode_to_equal_models(topic: str, events: dict[str, BaseModel]) -> None:
-    assert decode(topic, encode(events[topic])) == events[topic]
+    assert event_fields(decode(topic, encode(events[topic]))) == event_fields(events[topic])
 
 
 def test_encode_is_the_history_wire_format(events: dict[str, BaseModel]) -> None:

@@ -10,8 +10,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from stream.batching.contract import WRONG_PARTITION, enforce, partition_for, violation
 from stream.batching.records import Decoded, Record
-from stream.events.gate import FUTURE_TIMESTAMP, Event
-from stream.events.models import ExposureEvent
+from stream.events.gate import FUTURE_TIMESTAMP, AnyExposure, Event
 from tests.features.builders import at, click, exposure
 
 pytestmark = pytest.mark.unit
@@ -39,7 +38,7 @@ def _record(event: Event, partition: int | None = None, timestamp: float | None 
     uid: str = event.user_id  # type: ignore[union-attr]
     p = partition_for(uid.encode(), 4) if partition is None else partition
     ts = event.ts.timestamp() if timestamp is None else timestamp
-    topic = "exposures" if isinstance(event, ExposureEvent) else "clicks"
+    topic = "exposures" if isinstance(event, AnyExposure) else "clicks"
     return Record(topic, p, 9, uid.encode(), b"{}", ts)
 
 
