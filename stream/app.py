@@ -104,17 +104,6 @@ def create_app(
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
-        # Faust's rebalances are eager: every partition is revoked, the kept ones assigned again.
-        engine.intake.close()
-        await engine.checkpoint.revoke()
-        engine.pending.forget(lambda item: False)
-        engine.users.forget(lambda user_id, value: True)
-        engine.partials.forget(lambda key, partial: True)
-        engine.unsent.clear()
-        await app.producer.flush()
-
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
-        engine.intake.reopen()
+        await engine.revoke()
 
     return app

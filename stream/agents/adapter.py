@@ -125,6 +125,7 @@ class _Consumer(driver.Consumer):
         self.gate = SeekGate()
         self.bulk_topics: frozenset[str] = frozenset()
         self.bulk_sink: BulkSink | None = None
+        self.bulk_assigned: Callable[[], None] | None = None
         self.held_back: set[TP] = set()
         """Bulk partitions left out of fetch requests while the engine's intake is full."""
 
@@ -134,6 +135,11 @@ class _Consumer(driver.Consumer):
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self.gate.assigned({tp for tp in assigned if not self._is_changelog_tp(tp)})
         self.held_back.clear()
+        # Before upstream's assignment steps: its recovery may seek and resume the inputs before it sends
+        # the app's on_partitions_assigned signal, and records fetched after the seek must not be dropped
+        # (nothing would fetch them again). Records fetched before the seek are held back by the gate.
+        if self.bulk_assigned is not None:
+            self.bulk_assigned()
         await super().on_partitions_assigned(assigned, generation_id)
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
@@ -173,11 +179,15 @@ class _Consumer(driver.Consumer):
         fetcher_stopped = fetcher._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
+                # The generation before the fetch: a fetch that spans a rebalance hands out records from
+                # the position before it, which must count as the old generation's (the seek after the
+                # rebalance fetches them again); tagged with the new one they would be taken ahead of the
+                # lower offsets the seek brings, and those left out as copies.
+                generation = self.app.consumer_generation_id
                 records, active = await self._wait_next_records(1.0)
                 await asyncio.sleep(0)
                 if not records or self.should_stop or not self.flow_active:
                     continue
-                generation = self.app.consumer_generation_id
                 for tp, batch in records.items():
                     if active is not None and tp not in active and tp not in self._buffered_partitions:
                         continue
@@ -229,14 +239,18 @@ class LiftstreamApp(faust.App):
         return _Transport(self.conf.broker_producer, self)
 
 
-def bulk_input(app: faust.App, topics: Iterable[faust.TopicT], sink: BulkSink) -> None:
+def bulk_input(
+    app: faust.App, topics: Iterable[faust.TopicT], sink: BulkSink, assigned: Callable[[], None]
+) -> None:
     """Subscribes `topics` (so the assignor co-partitions them like an agent's) and sends their records to
-    `sink` in per-partition chunks instead of through Faust's streams."""
+    `sink` in per-partition chunks instead of through Faust's streams; `assigned` is called at each new
+    assignment, before anything of it can be fetched."""
     consumer = cast(_Consumer, app.consumer)
     for topic in topics:
         app.topics.add(topic)
     consumer.bulk_topics = frozenset(name for topic in topics for name in cast(Any, topic).topics)
     consumer.bulk_sink = sink
+    consumer.bulk_assigned = assigned
 
 
 def hold(app: faust.App, tps: set[TP]) -> None:

@@ -181,7 +181,15 @@ class Engine:
         out = []
         for tp, batch, fetched_in in chunks:
             if fetched_in != generation or tp.partition not in owned:
-                log.info("left out %d records of %s: an earlier generation, or revoked", len(batch), tp)
+                log.info(
+                    "left out offsets %d..%d of %s (fetched in generation %d, now %d; owned: %s)",
+                    batch[0].offset,
+                    batch[-1].offset,
+                    tp,
+                    fetched_in,
+                    generation,
+                    tp.partition in owned,
+                )
                 continue
             topic = logical[tp.topic]
             out += [Record(topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000.0) for r in batch]
@@ -228,6 +236,32 @@ class Engine:
         return await adapter.commit(
             self.app, {KafkaTP(names[t], p): o for (t, p), o in offsets.items()}, revoking=revoking
         )
+
+    async def revoke(self) -> None:
+        """The rebalance step (Faust's rebalances are eager: every partition is revoked, the kept ones
+        assigned again): stop taking, drain or abandon the batches in flight, commit, fence, flush."""
+        self.intake.close()
+        in_flight = len(self.commits)
+        await self.checkpoint.revoke()
+        self._forget()
+        await self.app.producer.flush()
+        log.info("revoke: %d batches were in flight; committed what settled, the rest is fenced", in_flight)
+
+    def assigned(self) -> None:
+        """A new assignment, before anything of it is fetched (stream/agents/adapter.py). Also a new epoch of
+        the fence: should a generation ever begin without the revoke step, nothing of the last one writes."""
+        if self.intake.open:
+            log.warning("a new assignment came without a revoke: the batches in flight are fenced")
+        self.fence.revoke()
+        self.commits.reset()
+        self._forget()
+        self.intake.reopen()
+
+    def _forget(self) -> None:
+        self.pending.forget(lambda item: False)
+        self.users.forget(lambda user_id, value: True)
+        self.partials.forget(lambda key, partial: True)
+        self.unsent.clear()
 
     def _crash(self, exc: BaseException) -> None:
         asyncio.ensure_future(self.app.crash(exc))

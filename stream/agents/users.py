@@ -79,7 +79,7 @@ class Batch:
 def register(engine: Engine) -> None:
     s = engine.settings
     app = engine.app
-    bulk_input(app, [engine.topics[t] for t in USER_INPUTS], engine.intake.put)
+    bulk_input(app, [engine.topics[t] for t in USER_INPUTS], engine.intake.put, engine.assigned)
 
     @app.task
     async def user_events() -> None:
@@ -159,6 +159,8 @@ def take(engine: Engine, records: list[Record], epoch: int) -> tuple[Batch, Scor
         m.observe_input(topic, **outcomes)
     for (topic, reason), n in decoded.reasons.items():
         m.dead_letter(topic, reason, n)
+    if decoded.reasons:
+        log.info("dead letters: %s", ", ".join(f"{t} {r} {n}" for (t, r), n in decoded.reasons.items()))
     dead = decoded.dead + [_unknown(engine, i, now) for i in expired]
     if expired:
         m.dead_letter("exposures", UNKNOWN_PROMOTION, len(expired))
