@@ -153,6 +153,18 @@ class _Consumer(driver.Consumer):
 
     async def perform_seek(self) -> None:
         await super().perform_seek()  # if it fails, the partitions wait for the next seek or rebalance
+        # aiokafka's `seek_to_committed` leaves alone a partition whose committed offset is None or 0
+        # (`if offset and offset > 0`), so its position stays where the last fetch left it: records the
+        # engine left out (fetched in the generation before, or waiting in its intake at the revoke) would
+        # never come again, and a partition's first records were lost at the first rebalance. Such a
+        # partition is sought to its beginning, what its committed offset means.
+        fresh = [
+            driver.ensure_aiokafka_TP(tp)
+            for tp in self.assignment()
+            if tp.topic in self.bulk_topics and self._committed_offset[tp] is None
+        ]
+        if fresh:
+            await cast(Any, self._thread).seek_to_beginning(*fresh)
         held = self.gate.sought()
         if held:
             log.info("resuming %d input partitions after the seek to their committed offsets", len(held))

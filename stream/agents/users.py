@@ -1,12 +1,12 @@
-"""The user-events agent: clicks, exposures and profiles → state, scoring, predictions, rankings, totals.
+"""The user-events loop: clicks, exposures and profiles → state, scoring, predictions, rankings, totals.
 
 Input arrives in per-partition chunks (stream/agents/adapter.py: bulk input; stream/batching/intake.py).
 Per batch: decode, assemble state changes (staged), and build one scoring request;
 then, in the pipeline, score it (at most `batching.max_in_flight` batches in flight) and, in input
 order, `send` (hand outputs to the producer, count predictions) and `settle` (once the outputs are
-delivered, flush the user values, then the batch's partials, then acknowledge, each after the previous
-one is delivered); the next batch is sent while this one settles. Why user values go before partials:
-stream/batching/outbox.py.
+delivered, flush the user values, then the batch's partials, then mark the input settled, each after the
+previous one is delivered: stream/batching/checkpoint.py); the next batch is sent while this one settles.
+Why user values go before partials: stream/batching/outbox.py.
 """
 
 from __future__ import annotations

@@ -74,11 +74,6 @@ def test_predictions_resume_within_15_s_after_kill_9_of_one_of_two_workers(fail_
     assert slowest < FAIL_OVER_S, dict(resumed)
 
 
-@pytest.mark.xfail(
-    reason="issue 19 finding: in about 1 of 3 runs one user's final value lacks its first profile event "
-    "(offset 0 of a partition read during the first rebalance): committed, never applied; docs/deploy.md",
-    strict=False,
-)
 def test_the_take_over_leaves_exact_state(fail_over: FailOver) -> None:
     _check(fail_over.run)
 
