@@ -31,12 +31,15 @@ class BatchSender:
 
     async def send(self, records: Iterable[tuple[str, int | None, bytes | None, bytes | None]]) -> list[Sent]:
         """Hands (topic, partition or None, key, value) records to the producer; the batches' deliveries."""
+        records = list(records)
+        producer = raw_producer(self._app)
+        for topic in {t for t, p, _, _ in records if p is None and t not in self._partitions}:
+            self._partitions[topic] = len(await producer.partitions_for(topic))
         by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
         for topic, partition, key, value in records:
             if partition is None:
-                partition = await self._partition(topic, key)
+                partition = self._partition(topic, key)
             by_tp.setdefault((topic, partition), []).append((key, value))
-        producer = raw_producer(self._app)
         batches: list[tuple[str, int, int, Any]] = []
         for (topic, partition), pairs in by_tp.items():
             batch, n = producer.create_batch(), 0
@@ -54,10 +57,8 @@ class BatchSender:
         futures = await asyncio.gather(*(producer.send_batch(b, t, partition=p) for t, p, _, b in batches))
         return [(t, p, n, f) for (t, p, n, _), f in zip(batches, futures, strict=True)]
 
-    async def _partition(self, topic: str, key: bytes | None) -> int:
-        count = self._partitions.get(topic)
-        if count is None:
-            count = self._partitions[topic] = len(await raw_producer(self._app).partitions_for(topic))
+    def _partition(self, topic: str, key: bytes | None) -> int:
+        count = self._partitions[topic]
         if key is None:
             self._turn += 1
             return self._turn % count

@@ -190,48 +190,35 @@ def decoders(n: int, seed: int = 0) -> list[tuple[str, float, float]]:
 _Values = tuple[str, str, float, float, float]
 
 
-def _pydantic_prediction(values: _Values) -> bytes:
+def _prediction_fields(values: _Values, scores: object) -> dict[str, object]:
     event_id, user_id, t, c, latency = values
+    return {
+        "event_id": event_id,
+        "user_id": user_id,
+        "promotion_id": "p1",
+        "campaign_id": "camp1",
+        "arm": Arm.treatment,
+        "model_version": 3,
+        "visit": scores,
+        "conversion": scores,
+        "revenue": scores,
+        "expected_incremental_revenue": t - c,
+        "event_ts": _START,
+        "scored_at": _START,
+        "latency_ms": latency,
+    }
+
+
+def _pydantic_prediction(values: _Values) -> bytes:
+    t, c = values[2], values[3]
     scores = OutcomeScores(p_treated=t, p_control=c, uplift=t - c)
-    return encode(
-        EffectPrediction(
-            event_id=event_id,
-            user_id=user_id,
-            promotion_id="p1",
-            campaign_id="camp1",
-            arm=Arm.treatment,
-            model_version=3,
-            visit=scores,
-            conversion=scores,
-            revenue=scores,
-            expected_incremental_revenue=t - c,
-            event_ts=_START,
-            scored_at=_START,
-            latency_ms=latency,
-        )
-    )
+    return encode(EffectPrediction(**_prediction_fields(values, scores)))  # type: ignore[arg-type]
 
 
 def _msgspec_prediction(values: _Values) -> bytes:
-    event_id, user_id, t, c, latency = values
+    t, c = values[2], values[3]
     scores = fast_outputs.OutcomeScores(p_treated=t, p_control=c, uplift=t - c)
-    return fast_outputs.encode(
-        fast_outputs.EffectPrediction(
-            event_id=event_id,
-            user_id=user_id,
-            promotion_id="p1",
-            campaign_id="camp1",
-            arm=Arm.treatment,
-            model_version=3,
-            visit=scores,
-            conversion=scores,
-            revenue=scores,
-            expected_incremental_revenue=t - c,
-            event_ts=_START,
-            scored_at=_START,
-            latency_ms=latency,
-        )
-    )
+    return fast_outputs.encode(fast_outputs.EffectPrediction(**_prediction_fields(values, scores)))  # type: ignore[arg-type]
 
 
 def encoders(n: int) -> tuple[float, float]:
